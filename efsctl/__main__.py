@@ -1,0 +1,3 @@
+from efsctl.cli import main
+
+main()

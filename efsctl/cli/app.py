@@ -1,0 +1,127 @@
+"""The typer application: global options, command registration, and the one place that
+maps errors to exit codes (0 ok, 1 failed, 2 usage/configuration, 130 interrupted)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from efsctl import __version__
+from efsctl.config import DEFAULT_STACK, Settings, validate_stack_name
+from efsctl.console import Console
+from efsctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EfsctlError
+from efsctl.cli.context import AppContext
+
+
+class EfsctlGroup(TyperGroup):
+    """Runs commands and turns every failure into one sentence and an exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort) as exc:
+            if isinstance(exc, typer.Abort) and isinstance(exc.__context__, KeyboardInterrupt):
+                _console(ctx).error("Interrupted.", "Re-run the same command to resume; it picks up where it stopped.")
+                raise typer.Exit(EXIT_INTERRUPTED) from None
+            raise
+        except KeyboardInterrupt:
+            _console(ctx).error("Interrupted.", "Re-run the same command to resume; it picks up where it stopped.")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except Exception as exc:  # noqa: BLE001 - this is the one place errors are mapped
+            if isinstance(exc, typer.BadParameter) or type(exc).__module__.startswith(("click", "typer")):
+                raise
+            raise typer.Exit(report_error(ctx, exc)) from None
+
+
+def _console(ctx: Any) -> Console:
+    app_ctx = ctx.find_object(AppContext)
+    return app_ctx.console if app_ctx else Console()
+
+
+def report_error(ctx: Any, exc: BaseException) -> int:
+    debug = bool(ctx.find_object(AppContext) and ctx.find_object(AppContext).settings.debug) or \
+        bool(ctx.params.get("debug"))
+    err = exc
+    if not isinstance(err, EfsctlError) and "botocore" in sys.modules:
+        from efsctl.aws.errors import translate
+
+        err = translate(exc) or exc
+    console = _console(ctx)
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc, file=sys.stderr)
+    if isinstance(err, EfsctlError):
+        console.error(err.message, err.hint)
+        code = err.exit_code
+    else:
+        console.error(f"Unexpected error: {type(exc).__name__}: {exc}",
+                      None if debug else "Re-run with --debug for the traceback.")
+        code = EXIT_FAILED
+    if console.json_mode and not console.json_emitted:
+        message = err.message if isinstance(err, EfsctlError) else f"{type(exc).__name__}: {exc}"
+        console.emit_json({"error": {"message": message, "exit_code": code,
+                                     "hint": getattr(err, "hint", None)}})
+    return code
+
+
+app = typer.Typer(
+    cls=EfsctlGroup,
+    name="efsctl",
+    help="Provision, drive and tear down two AWS Lambda functions sharing one Amazon EFS file system, "
+    "on AWS or in an embedded local cloud.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"efsctl {__version__}")
+        raise typer.Exit()
+
+
+def _stack(value: str) -> str:
+    try:
+        return validate_stack_name(value)
+    except EfsctlError as exc:
+        raise typer.BadParameter(exc.message) from None
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    stack: Annotated[str, typer.Option("--stack", "-s", envvar="EFSCTL_STACK", callback=_stack,
+                                       help="Stack name.")] = DEFAULT_STACK,
+    region: Annotated[Optional[str], typer.Option(help="AWS region (default: as the AWS CLI resolves it).")] = None,
+    profile: Annotated[Optional[str], typer.Option(help="AWS profile (default: AWS_PROFILE or 'default').")] = None,
+    endpoint_url: Annotated[Optional[str], typer.Option("--endpoint-url", envvar="AWS_ENDPOINT_URL",
+                                                        help="Send every AWS call to this endpoint.")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """Two Lambda functions sharing one EFS file system, on AWS or offline."""
+    ctx.obj = AppContext(Settings(stack=stack, region=region, profile=profile,
+                                  endpoint_url=endpoint_url or None, debug=debug),
+                         Console(debug=debug))
+
+
+def _register() -> None:
+    from efsctl.cli.commands import COMMANDS
+
+    for name, module_name, func_name in COMMANDS:
+        module = __import__(f"efsctl.cli.commands.{module_name}", fromlist=[func_name])
+        app.command(name)(getattr(module, func_name))
+
+
+_register()
+
+
+def main() -> None:
+    app(prog_name="efsctl")

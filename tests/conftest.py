@@ -1,0 +1,80 @@
+"""Shared fixtures: an isolated efsctl home, fake AWS credentials, moto, and a CLI runner.
+
+No test reaches the network or the user's ~/.aws: every test gets its own EFSCTL_HOME and
+AWS config paths that do not exist.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+AWS_VARS = ["AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION",
+            "AWS_ENDPOINT_URL", "EFSCTL_STACK", "EFSCTL_HOME", "XDG_STATE_HOME"]
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    for var in AWS_VARS:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    home = tmp_path / "efsctl-home"
+    monkeypatch.setenv("EFSCTL_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def efsctl_home(isolated_env):
+    return isolated_env
+
+
+@pytest.fixture
+def aws_credentials(monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+@pytest.fixture
+def moto_aws(aws_credentials):
+    """Every AWS API mocked in-process by moto, with IAM's managed policies loaded."""
+    from moto import mock_aws
+
+    with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
+        yield
+
+
+class CliResult:
+    def __init__(self, result):
+        self.exit_code = result.exit_code
+        self.stdout = result.stdout
+        self.stderr = result.stderr
+        self.output = result.output
+        self.exception = result.exception
+
+    def json(self):
+        import json
+
+        return json.loads(self.stdout)
+
+    def __repr__(self) -> str:
+        return f"<CliResult exit={self.exit_code} stdout={self.stdout!r} stderr={self.stderr!r}>"
+
+
+@pytest.fixture
+def cli():
+    """``cli("status", "--json")`` runs efsctl in-process and returns its exit code and output."""
+    from typer.testing import CliRunner
+
+    from efsctl.cli import app
+
+    runner = CliRunner()
+
+    def run(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> CliResult:
+        return CliResult(runner.invoke(app, list(args), input=input, env=env, catch_exceptions=True))
+
+    return run
