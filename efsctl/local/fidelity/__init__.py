@@ -22,6 +22,14 @@ MODULES = [
     "access_point_ids",       # access point ids of AWS's shape (fsap- + 17 hex)
     "function_filesystems",   # FileSystemConfigs kept, returned and validated
     "bucket_policy",          # bucket-policy conditions evaluated (TLS-only policies)
+    # AWS's rules and delays (issue 8): states follow the profile's timeline (timeline.py)
+    "api_calls",              # due transitions applied before each call; optional throttling
+    "efs_lifecycle",          # file systems, mount targets, access points creating/deleting
+    "vpc_dependencies",       # DependencyViolation for groups/subnets/VPCs in use; endpoints pending
+    "lambda_permissions",     # duplicate statement ids refused; statement ages kept
+    "lambda_lifecycle",       # role propagation and trust, Pending, one update at a time
+    "lambda_enis",            # a VPC function's interfaces, lingering after release; real VpcId
+    "s3_notifications",       # destinations S3 may not invoke (yet) and ambiguous rules refused
 ]
 
 ALL_PROFILES = frozenset({"instant", "aws"})
@@ -90,7 +98,7 @@ class Patcher:
 
     def replace(self, owner: Any, name: str, new: Any) -> Any:
         own = name in vars(owner)
-        original = vars(owner)[name] if own else getattr(owner, name)
+        original = vars(owner)[name] if own else getattr(owner, name, None)
         self._saved.append((owner, name, original if own else _INHERITED))
         setattr(owner, name, new)
         return original

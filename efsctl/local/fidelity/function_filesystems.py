@@ -4,7 +4,9 @@ moto accepts anything here (a file system ARN, ``/efs``) and then drops it, so G
 never returns it. AWS checks the shape of each item against its API model (ValidationException)
 and that the function runs in a VPC (InvalidParameterValueException); the same rules apply to
 UpdateFunctionConfiguration, including detaching a function that still mounts a file system
-from its VPC.
+from its VPC. The file system must have a mount target in every availability zone of the
+function's subnets, each ``available`` (see ``efs_lifecycle``); the text for a missing one is
+modelled on AWS's text for one that is not available yet.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import re
 from typing import Any
 
 from efsctl.local.fidelity import Patch, PatchContext, Patcher, Target
+from efsctl.local.fidelity.efs_lifecycle import mount_target_state
+from efsctl.local.fidelity.timeline import Timeline, timeline
 
 ARN_PATTERN = (r"arn:aws[a-zA-Z-]*:elasticfilesystem:[a-z]{2}((-gov)|(-iso(b?)))?-[a-z]+-\d{1}:\d{12}:"
                r"access-point/fsap-[a-f0-9]{17}$")
@@ -44,6 +48,43 @@ def problems(configs: list[dict[str, Any]] | None, vpc_config: dict[str, Any] | 
     return None
 
 
+def mount_target_problem(line: Timeline, account_id: str, region: str, configs: list[dict[str, Any]] | None,
+                         vpc_config: dict[str, Any] | None) -> tuple[str, str] | None:
+    """AWS's answer when the access point's file system lacks an ``available`` mount target in
+    an availability zone of the function's subnets; None when every zone has one."""
+    if not configs or not (vpc_config and vpc_config.get("SubnetIds")):
+        return None
+    from moto.ec2.models import ec2_backends
+    from moto.efs.models import efs_backends
+
+    ap_arn = str(configs[0].get("Arn", ""))
+    efs = efs_backends[account_id][ap_arn.split(":")[3] if ap_arn.count(":") > 3 else region]
+    ap = efs.access_points.get(ap_arn.rsplit("/", 1)[-1])
+    fs = efs.file_systems_by_id.get(ap.file_system_id) if ap is not None else None
+    if fs is None:
+        return None
+    ec2 = ec2_backends[account_id][region]
+    zones = set()
+    for subnet_id in vpc_config["SubnetIds"]:
+        try:
+            zones.add(ec2.get_subnet(subnet_id).availability_zone)
+        except Exception:  # noqa: BLE001 - an unknown subnet is reported by the VPC checks
+            continue
+    targets = {mt.availability_zone_name: mt for mt in fs.iter_mount_targets()}
+    prefix = f"EFS file system {fs.file_system_arn} referenced by access point {ap_arn}"
+    if any(zone not in targets for zone in zones):
+        return ("InvalidParameterValueException",
+                f"{prefix} does not have mount targets created in all availability zones the function will execute "
+                "in. Please create EFS mount targets in availability zones where the function has a subnet "
+                "configured.")
+    if any(mount_target_state(line, targets[zone]) != "available" for zone in zones):
+        return ("InvalidParameterValueException",
+                f"{prefix} has mount targets created in all availability zones the function will execute in, but not "
+                "all are in the available life cycle state yet. Please wait for them to become available and try "
+                "the request again.")
+    return None
+
+
 def _raise(found: tuple[str, str] | None) -> None:
     if found is not None:
         from moto.awslambda.exceptions import LambdaClientError
@@ -54,9 +95,12 @@ def _raise(found: tuple[str, str] | None) -> None:
 def install(ctx: PatchContext, patcher: Patcher) -> None:
     from moto.awslambda.models import LambdaFunction
 
+    line = timeline(ctx)
+
     def wrap_init(original):
         def __init__(self: Any, account_id: str, spec: dict[str, Any], region: str, version: Any = 1) -> None:
             _raise(problems(spec.get("FileSystemConfigs"), spec.get("VpcConfig")))
+            _raise(mount_target_problem(line, account_id, region, spec.get("FileSystemConfigs"), spec.get("VpcConfig")))
             original(self, account_id, spec, region, version)
             self.file_system_configs = copy.deepcopy(spec.get("FileSystemConfigs") or [])
         return __init__
@@ -66,6 +110,8 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
             configs = config_updates.get("FileSystemConfigs", getattr(self, "file_system_configs", None))
             vpc = config_updates.get("VpcConfig", self._vpc_config)
             _raise(problems(configs, vpc))
+            if "FileSystemConfigs" in config_updates or "VpcConfig" in config_updates:
+                _raise(mount_target_problem(line, self.account_id, self.region, configs, vpc))
             if "FileSystemConfigs" in config_updates:
                 self.file_system_configs = copy.deepcopy(config_updates["FileSystemConfigs"] or [])
             return original(self, config_updates)
