@@ -95,6 +95,8 @@ def network(cloud: Cloud) -> Network:
                ["Subnet"]["SubnetId"] for i, az in ((1, "a"), (2, "b"))]
     sg = ec2.create_security_group(GroupName="lambda", Description="lambda", VpcId=vpc)["GroupId"]
     fs = efs.create_file_system(CreationToken="efsctl-test", Encrypted=True)["FileSystemId"]
+    for subnet in subnets:   # Lambda refuses an EFS mount without a mount target in each zone of its subnets
+        efs.create_mount_target(FileSystemId=fs, SubnetId=subnet, SecurityGroups=[sg])
     ap = efs.create_access_point(FileSystemId=fs, PosixUser={"Uid": 1000, "Gid": 1000},
                                  RootDirectory={"Path": "/lambda", "CreationInfo": {
                                      "OwnerUid": 1000, "OwnerGid": 1000, "Permissions": "750"}})
