@@ -138,7 +138,8 @@ def probe(data_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
     pid = int(record.get("pid") or 0)
     alive = pid_alive(pid)
     ours = alive and is_ours(pid, data_dir)
-    health = http_json(int(record.get("endpoint_port") or 0), "/_efsctl/health") if record.get("endpoint_port") else None
+    port = int(record.get("endpoint_port") or 0)
+    health = http_json(port, "/_efsctl/health", timeout=0.5) if port else None
     endpoint_ok = bool(health) and health.get("token") == record.get("token") and health.get("pid") == pid
     gateway_ok = endpoint_ok and port_open(int(record.get("gateway_port") or 0))
     problem = None
