@@ -82,9 +82,11 @@ def require_local_cloud(store: "StateStore", stack: str) -> dict[str, Any]:
     """The healthy local cloud's record, or a :class:`LocalCloudError` saying what to do."""
     from efsctl.local.lifecycle import LocalCloudError
 
+    from efsctl.local.lifecycle import public
+
     health = local_cloud_health(store, stack)
     if health is None or not health["healthy"]:
         problem = "it was never started" if health is None else health["problem"]
         raise LocalCloudError(f"The local cloud of stack {stack!r} is not running ({problem}); its AWS state is lost.",
                               "Run `efsctl up --local` to start a fresh one and re-create the stack.")
-    return health
+    return public(health)

@@ -176,7 +176,7 @@ def ensure(store: Any, stack: str, console: Any, options: CloudOptions, *, clock
                 and float(record.get("time_scale", 1.0)) == float(options.time_scale))
         if state["healthy"] and same:
             console.line("ok", "local cloud", f"running (pid {record['pid']}) at {record['endpoint_url']}")
-            return record
+            return public(record)
         if state["healthy"]:
             console.warn(_mismatch(stack, record, version, options))
         else:
@@ -260,7 +260,12 @@ def _start(store: Any, stack: str, console: Any, options: CloudOptions, version:
     write_record(data_dir, record)
     console.line("ok", "local cloud", f"{record['endpoint_url']} (API {record['gateway_url']}, pid {proc.pid})",
                  clock.now() - started)
-    return record
+    return public(record)
+
+
+def public(record: dict[str, Any]) -> dict[str, Any]:
+    """The record as callers keep it (``state.local``): without the process's token."""
+    return {k: v for k, v in record.items() if k != "token"}
 
 
 def _last_line(log_file: Path) -> str:
