@@ -126,6 +126,35 @@ def bench_cold_start() -> None:
     report("local cloud cold start to healthy (median)", statistics.median(runs), None, "s")
 
 
+def bench_first_answer() -> None:
+    """A fresh CLI-like process: start the local cloud, then the first AWS answer through efsctl's
+    AWS layer. This is the fixed part of a cold ``up --local`` (everything but ``up``'s own calls)."""
+    code = (
+        "import time, tempfile\n"
+        "from pathlib import Path\n"
+        "from efsctl.console import Console\n"
+        "from efsctl.config import LOCAL_CREDENTIALS, LOCAL_REGION\n"
+        "from efsctl.local import ensure_local_cloud, stop_local_cloud\n"
+        "from efsctl.state import StateStore\n"
+        "store = StateStore(Path(tempfile.mkdtemp()))\n"
+        "record = ensure_local_cloud(store, 'bench', Console(json_mode=True))\n"
+        "from efsctl.aws.session import AwsContext\n"
+        "aws = AwsContext(region=LOCAL_REGION, endpoint_url=record['endpoint_url'], credentials=dict(LOCAL_CREDENTIALS))\n"
+        "aws.client('sts').get_caller_identity()\n"
+        "print(time.time())\n"
+        "stop_local_cloud(store, 'bench', Console(json_mode=True))\n"
+    )
+    runs = []
+    for _ in range(3):
+        started = time.time()
+        done = subprocess.run([sys.executable, "-c", code], env=clean_env(Path(tempfile.mkdtemp())),
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise SystemExit(done.stderr)
+        runs.append(float(done.stdout.split()[-1]) - started)
+    report("new process to first AWS answer (median)", statistics.median(runs), None, "s")
+
+
 def handler_zip() -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as archive:
@@ -216,6 +245,7 @@ def main() -> int:
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus", flush=True)
     bench_moto_import()
     bench_cold_start()
+    bench_first_answer()
     if importlib.util.find_spec("efsctl.stack") is not None:
         bench_up()
     else:
