@@ -62,7 +62,7 @@ def local_cloud_health(store: "StateStore", stack: str) -> dict[str, Any] | None
     record = lifecycle.read_record(data_dir)
     if record is None:
         return None
-    return {**record, **lifecycle.probe(data_dir, record)}
+    return {**lifecycle.public(record), **lifecycle.probe(data_dir, record)}
 
 
 def local_status_section(store: "StateStore", stack: str) -> dict[str, Any]:
@@ -82,11 +82,9 @@ def require_local_cloud(store: "StateStore", stack: str) -> dict[str, Any]:
     """The healthy local cloud's record, or a :class:`LocalCloudError` saying what to do."""
     from efsctl.local.lifecycle import LocalCloudError
 
-    from efsctl.local.lifecycle import public
-
     health = local_cloud_health(store, stack)
     if health is None or not health["healthy"]:
         problem = "it was never started" if health is None else health["problem"]
         raise LocalCloudError(f"The local cloud of stack {stack!r} is not running ({problem}); its AWS state is lost.",
                               "Run `efsctl up --local` to start a fresh one and re-create the stack.")
-    return public(health)
+    return health
