@@ -62,7 +62,7 @@ def local_cloud_health(store: "StateStore", stack: str) -> dict[str, Any] | None
     record = lifecycle.read_record(data_dir)
     if record is None:
         return None
-    return {**record, **lifecycle.probe(data_dir, record)}
+    return {**lifecycle.public(record), **lifecycle.probe(data_dir, record)}
 
 
 def local_status_section(store: "StateStore", stack: str) -> dict[str, Any]:

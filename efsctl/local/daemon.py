@@ -14,7 +14,6 @@ Control paths on the AWS port (S3 bucket names cannot start with ``_``, so nothi
 from __future__ import annotations
 
 import argparse
-import errno
 import json
 import logging
 import os
@@ -184,14 +183,21 @@ class LocalCloud:
     # --- run and stop --------------------------------------------------------------------------
 
     def serve_until_stopped(self) -> None:
-        while not self.stopping.wait(REAP_EVERY):
-            try:
-                self.runtime.reap_idle()
-            except Exception:  # noqa: BLE001
-                log.exception("reaping idle environments failed")
+        # Short waits: a signal delivered to another thread does not interrupt the main thread's
+        # wait, and Python runs the handler only when the main thread next runs bytecode.
+        next_reap = time.monotonic() + REAP_EVERY
+        while not self.stopping.wait(0.1):
+            if time.monotonic() >= next_reap:
+                next_reap = time.monotonic() + REAP_EVERY
+                try:
+                    self.runtime.reap_idle()
+                except Exception:  # noqa: BLE001
+                    log.exception("reaping idle environments failed")
 
     def stop(self) -> None:
         self.stopping.set()
+        started = time.perf_counter()
+        log.info("stopping the local cloud for stack %s", self.stack)
         for server in self._servers:
             try:
                 server.shutdown()
@@ -200,19 +206,31 @@ class LocalCloud:
                 pass
         self.invoker.shutdown()
         self.runtime.shutdown()
-        log.info("local cloud for stack %s stopped", self.stack)
+        log.info("local cloud for stack %s stopped in %.2f s", self.stack, time.perf_counter() - started)
 
 
 def _bind(make: Callable[[int], Any], preferred: int, what: str) -> Any:
     """Bind ``preferred`` if free, else any free port (the caller reports the change)."""
-    if preferred:
+    if preferred and _free(preferred):
         try:
             return make(preferred)
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise
-            log.warning("%s port %d is taken by another process; using a free one", what, preferred)
+        except (OSError, SystemExit):   # werkzeug exits instead of raising when the port is taken
+            pass
+    if preferred:
+        log.warning("%s port %d is taken by another process; using a free one", what, preferred)
     return make(0)
+
+
+def _free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def write_ready(path: Path, doc: dict[str, Any]) -> None:

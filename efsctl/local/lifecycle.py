@@ -138,7 +138,8 @@ def probe(data_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
     pid = int(record.get("pid") or 0)
     alive = pid_alive(pid)
     ours = alive and is_ours(pid, data_dir)
-    health = http_json(int(record.get("endpoint_port") or 0), "/_efsctl/health") if record.get("endpoint_port") else None
+    port = int(record.get("endpoint_port") or 0)
+    health = http_json(port, "/_efsctl/health", timeout=0.5) if port else None
     endpoint_ok = bool(health) and health.get("token") == record.get("token") and health.get("pid") == pid
     gateway_ok = endpoint_ok and port_open(int(record.get("gateway_port") or 0))
     problem = None
@@ -175,7 +176,7 @@ def ensure(store: Any, stack: str, console: Any, options: CloudOptions, *, clock
                 and float(record.get("time_scale", 1.0)) == float(options.time_scale))
         if state["healthy"] and same:
             console.line("ok", "local cloud", f"running (pid {record['pid']}) at {record['endpoint_url']}")
-            return record
+            return public(record)
         if state["healthy"]:
             console.warn(_mismatch(stack, record, version, options))
         else:
@@ -219,6 +220,7 @@ def _start(store: Any, stack: str, console: Any, options: CloudOptions, version:
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_fh, stderr=subprocess.STDOUT,
                                 cwd=str(data_dir), env=env, start_new_session=True, close_fds=True)
     _children[proc.pid] = proc
+    _prefetch_aws_layer()
 
     def check() -> Outcome[dict[str, Any]]:
         code = proc.poll()
@@ -259,7 +261,26 @@ def _start(store: Any, stack: str, console: Any, options: CloudOptions, version:
     write_record(data_dir, record)
     console.line("ok", "local cloud", f"{record['endpoint_url']} (API {record['gateway_url']}, pid {proc.pid})",
                  clock.now() - started)
-    return record
+    return public(record)
+
+
+def public(record: dict[str, Any]) -> dict[str, Any]:
+    """The record as callers keep it (``state.local``): without the process's token."""
+    return {k: v for k, v in record.items() if k != "token"}
+
+
+def _prefetch_aws_layer() -> None:
+    """Import the AWS layer while the process starts: the caller talks to it next, and the import
+    (boto3, about a quarter of a second) then overlaps the process's own start instead of following it."""
+    import threading
+
+    def load() -> None:
+        try:
+            import efsctl.aws.session  # noqa: F401
+        except Exception:  # noqa: BLE001 - an optimisation only
+            pass
+
+    threading.Thread(target=load, name="prefetch-aws-layer", daemon=True).start()
 
 
 def _last_line(log_file: Path) -> str:

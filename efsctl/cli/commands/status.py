@@ -20,11 +20,20 @@ def status(
         app.console.info(f"There is no stack {app.stack!r} here. Create it with `efsctl up --local` "
                          "(offline) or `efsctl up` (AWS).")
         raise typer.Exit(1)
+    local = None
+    if state.is_local:
+        from efsctl.local import local_status_section
+
+        local = local_status_section(app.store, state.stack)
     if json_out:
         app.console.emit_json({"stack": state.stack, "exists": True, "target": state.target,
                                "region": state.region, "resources": state.resources,
-                               "outputs": state.outputs})
+                               "outputs": state.outputs, **({"local_cloud": local} if local else {})})
         return
     app.console.info(f"Stack {state.stack} ({state.target}, {state.region or 'region unknown'})")
     rows = [(key, res.get("id", ""), res.get("state", "")) for key, res in sorted(state.resources.items())]
     app.console.table(["resource", "id", "state"], rows)
+    if local:
+        app.console.info(f"Local cloud: {local['health']} (pid {local['pid']}), AWS endpoint {local['endpoint_url']}, "
+                         f"API {local['gateway_url']}, log {local['log_file']}"
+                         + (f"; {local['problem']}" if local.get("problem") else ""))

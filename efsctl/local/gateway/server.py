@@ -166,6 +166,10 @@ class Gateway:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in one send (buffered wfile, flushed per request) with Nagle off:
+    # separate small writes would stall on the client's delayed ACK (40 ms a request).
+    disable_nagle_algorithm = True
+    wbufsize = -1
     server_version = "efsctl-local-gateway"
     sys_version = ""
     gateway: Gateway
