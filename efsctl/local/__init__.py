@@ -25,12 +25,14 @@ __all__ = ["ensure_local_cloud", "stop_local_cloud", "local_cloud_health", "loca
 
 
 def ensure_local_cloud(store: "StateStore", stack: str, console: "Console", *, realism: str = "instant",
-                       time_scale: float = 1.0, options: "CloudOptions | None" = None,
+                       time_scale: float = 1.0, throttle_rate: float = 0.0, options: "CloudOptions | None" = None,
                        clock: "Clock | None" = None) -> dict[str, Any]:
     """Start or reuse the stack's local cloud; wait (bounded, visibly) until it is healthy.
 
     Returns the record kept in ``<state>/local/<stack>/cloud.json``: ``endpoint_url`` (every AWS
     API), ``gateway_url`` (the HTTP API), ``pid``, ``log_file``, ``version`` and the ports.
+    ``realism`` (``instant`` or ``aws``), ``time_scale`` and ``throttle_rate`` (a fraction of API
+    calls refused as throttled) are chosen when the process starts; asking for others replaces it.
     ``options`` sets more than the profile (retry delays, concurrency; tests use it).
     """
     from efsctl.local import lifecycle
@@ -38,7 +40,8 @@ def ensure_local_cloud(store: "StateStore", stack: str, console: "Console", *, r
 
     if options is None:
         try:
-            options = CloudOptions(realism=realism, time_scale=time_scale)
+            extra = {"throttle_rate": repr(float(throttle_rate))} if throttle_rate else {}
+            options = CloudOptions(realism=realism, time_scale=time_scale, extra=extra)
         except ValueError as exc:
             from efsctl.errors import ConfigError
 

@@ -113,6 +113,7 @@ class LocalCloud:
                                     clock=self.clock, runtime=self.runtime, invoker=self.invoker,
                                     deferral=self.deferral, data_dir=self.data_dir, extra=dict(self.options.extra))
         self.patcher = fidelity.install(ctx)
+        self.fidelity_ctx = ctx
         gateway = Gateway(stack=self.stack, account_id=self.account_id, runtime=self.runtime,
                           spec_of=lambda fn: moto_models.function_spec(fn, self.data_dir),
                           credentials=dict(LOCAL_CREDENTIALS))
@@ -156,8 +157,12 @@ class LocalCloud:
                 "uptime": time.time() - self.started_at, "data_dir": str(self.data_dir)}
 
     def stats(self, query: dict[str, list[str]] | None = None) -> dict[str, Any]:
+        extra = self.fidelity_ctx.extra
+        fidelity = {"realism": self.options.realism, "time_scale": self.options.time_scale,
+                    "pending_transitions": extra["_timeline"].pending if "_timeline" in extra else 0,
+                    "throttled": extra["_throttle"].refused if "_throttle" in extra else 0}
         return {"functions": self.runtime.stats(), "async_outcomes": self.invoker.outcomes[-100:],
-                "async_pending": self.invoker.pending}
+                "async_pending": self.invoker.pending, "fidelity": fidelity}
 
     def drain(self, query: dict[str, list[str]]) -> dict[str, Any]:
         """Wait (bounded by ``?timeout=``) until every queued asynchronous event has finished."""

@@ -172,8 +172,7 @@ def ensure(store: Any, stack: str, console: Any, options: CloudOptions, *, clock
     if record is not None:
         state = probe(data_dir, record)
         same = (record.get("version") == version and state.get("running_version") in (None, version)
-                and record.get("realism") == options.realism
-                and float(record.get("time_scale", 1.0)) == float(options.time_scale))
+                and _identity(record) == options.identity())
         if state["healthy"] and same:
             console.line("ok", "local cloud", f"running (pid {record['pid']}) at {record['endpoint_url']}")
             return public(record)
@@ -188,9 +187,22 @@ def ensure(store: Any, stack: str, console: Any, options: CloudOptions, *, clock
     return _start(store, stack, console, options, version, record, clock, start_timeout)
 
 
+def _identity(record: dict[str, Any]) -> dict[str, object]:
+    if isinstance(record.get("options"), dict):
+        try:
+            return CloudOptions.from_dict(record["options"]).identity()
+        except (TypeError, ValueError):
+            pass
+    return CloudOptions(realism=str(record.get("realism", "instant")),
+                        time_scale=float(record.get("time_scale", 1.0))).identity()
+
+
 def _mismatch(stack: str, record: dict[str, Any], version: str, options: CloudOptions) -> str:
+    running = _identity(record)
     if record.get("version") != version:
         what = f"was started by {record.get('version')}, not {version}"
+    elif running["throttle_rate"] != options.throttle_rate:
+        what = f"throttles {running['throttle_rate']:g} of calls, not {options.throttle_rate:g}"
     else:
         what = (f"runs the {record.get('realism')!r} profile at x{record.get('time_scale')}, not "
                 f"{options.realism!r} at x{options.time_scale}")

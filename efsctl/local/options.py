@@ -37,6 +37,8 @@ class CloudOptions:
             raise ValueError(f"unknown realism profile {self.realism!r} (choose from {', '.join(PROFILES)})")
         if not self.time_scale > 0:
             raise ValueError("time scale must be positive")
+        if not 0.0 <= self.throttle_rate < 1.0:
+            raise ValueError("throttle rate must be at least 0 and below 1")
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
 
@@ -49,9 +51,14 @@ class CloudOptions:
             return tuple(d * self.time_scale for d in AWS_ASYNC_RETRY_DELAYS)
         return INSTANT_ASYNC_RETRY_DELAYS
 
+    @property
+    def throttle_rate(self) -> float:
+        """Fraction of API calls the cloud refuses as throttled (the fidelity layer's ``api_calls``)."""
+        return float(self.extra.get("throttle_rate") or 0.0)
+
     def identity(self) -> dict[str, object]:
         """What must match for a running local cloud to be reused as is."""
-        return {"realism": self.realism, "time_scale": float(self.time_scale)}
+        return {"realism": self.realism, "time_scale": float(self.time_scale), "throttle_rate": self.throttle_rate}
 
     def to_args(self) -> list[str]:
         args = ["--realism", self.realism, "--time-scale", repr(float(self.time_scale)),
