@@ -24,21 +24,28 @@ __all__ = ["ensure_local_cloud", "stop_local_cloud", "local_cloud_health", "loca
            "require_local_cloud"]
 
 
-def ensure_local_cloud(store: "StateStore", stack: str, console: "Console", *, realism: str = "instant",
-                       time_scale: float = 1.0, throttle_rate: float = 0.0, options: "CloudOptions | None" = None,
-                       clock: "Clock | None" = None) -> dict[str, Any]:
+def ensure_local_cloud(store: "StateStore", stack: str, console: "Console", *, realism: str | None = None,
+                       time_scale: float | None = None, throttle_rate: float | None = None,
+                       options: "CloudOptions | None" = None, clock: "Clock | None" = None) -> dict[str, Any]:
     """Start or reuse the stack's local cloud; wait (bounded, visibly) until it is healthy.
 
     Returns the record kept in ``<state>/local/<stack>/cloud.json``: ``endpoint_url`` (every AWS
     API), ``gateway_url`` (the HTTP API), ``pid``, ``log_file``, ``version`` and the ports.
     ``realism`` (``instant`` or ``aws``), ``time_scale`` and ``throttle_rate`` (a fraction of API
     calls refused as throttled) are chosen when the process starts; asking for others replaces it.
+    Those not given keep the running process's (else ``instant``, 1.0 and 0), so a later ``up``
+    on a realistic local stack does not replace its cloud.
     ``options`` sets more than the profile (retry delays, concurrency; tests use it).
     """
     from efsctl.local import lifecycle
     from efsctl.local.options import CloudOptions
 
     if options is None:
+        running = (lifecycle.read_record(store.local_dir(stack)) or {}).get("options") or {}
+        realism = realism if realism is not None else str(running.get("realism") or "instant")
+        time_scale = time_scale if time_scale is not None else float(running.get("time_scale") or 1.0)
+        if throttle_rate is None:
+            throttle_rate = float((running.get("extra") or {}).get("throttle_rate") or 0.0)
         try:
             extra = {"throttle_rate": repr(float(throttle_rate))} if throttle_rate else {}
             options = CloudOptions(realism=realism, time_scale=time_scale, extra=extra)

@@ -60,6 +60,8 @@ def test_the_profile_is_recorded_and_served(aws_cloud):
     store, record = aws_cloud
     saved = read_record(store.local_dir("fidelity"))
     assert (saved["realism"], saved["time_scale"]) == ("aws", SCALE)
+    again = ensure_local_cloud(store, "fidelity", Console())   # a later `up` without flags keeps the profile
+    assert again["pid"] == record["pid"] and again["realism"] == "aws"
 
 
 def test_the_stack_waits_on_a_scaled_aws(aws_cloud):
