@@ -87,7 +87,8 @@ def test_a_gateway_endpoint_is_pending_for_5_s(world):
     endpoint = ec2.create_vpc_endpoint(VpcId=world.vpc, ServiceName="com.amazonaws.us-east-1.s3",
                                        VpcEndpointType="Gateway", RouteTableIds=[table])["VpcEndpoint"]
     assert endpoint["State"] == "pending"
-    state = lambda: ec2.describe_vpc_endpoints(VpcEndpointIds=[endpoint["VpcEndpointId"]])["VpcEndpoints"][0]["State"]  # noqa: E731
+    state = lambda: ec2.describe_vpc_endpoints(Filters=[  # noqa: E731
+        {"Name": "vpc-endpoint-id", "Values": [endpoint["VpcEndpointId"]]}])["VpcEndpoints"][0]["State"]
     world.clock.advance(4.9)
     assert state() == "pending"
     world.clock.advance(0.1)

@@ -13,7 +13,8 @@ A requester-managed interface in use (Lambda's, a mount target's) cannot be dele
 owner: ``InvalidParameterValue`` "Network interface 'eni-...' is currently in use.". The owning
 service deletes it (internal calls are not refused; only the DeleteNetworkInterface API is).
 
-A new gateway endpoint is ``pending`` for the profile's duration before it is ``available``.
+A new gateway endpoint is ``pending`` for the profile's duration before it is ``available``, and
+DescribeVpcEndpoints accepts AWS's ``vpc-endpoint-id`` filter (moto raises on it).
 """
 
 from __future__ import annotations
@@ -108,12 +109,20 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
     def set_state(self: Any, value: str) -> None:
         self.__dict__[STATE] = value
 
+    def wrap_endpoint_filter(original):
+        def get_filter_value(self: Any, filter_name: str, method_name: str | None = None) -> Any:
+            if filter_name == "vpc-endpoint-id":
+                return self.id
+            return original(self, filter_name, method_name)
+        return get_filter_value
+
     patcher.wrap(EC2Backend, "delete_security_group", wrap_delete_security_group)
     patcher.wrap(EC2Backend, "delete_subnet", wrap_delete_subnet)
     patcher.wrap(EC2Backend, "delete_vpc", wrap_delete_vpc)
     patcher.wrap(ElasticNetworkInterfaces, "delete_network_interface", wrap_delete_network_interface)
     patcher.wrap(VPCEndPoint, "__init__", wrap_endpoint_init)
     patcher.replace(VPCEndPoint, "state", property(get_state, set_state))
+    patcher.wrap(VPCEndPoint, "get_filter_value", wrap_endpoint_filter)
 
 
 PATCH = Patch(
@@ -125,6 +134,7 @@ PATCH = Patch(
         Target("moto.ec2.models:EC2Backend.delete_vpc", ("self", "vpc_id")),
         Target("moto.ec2.models:EC2Backend.get_security_group_by_name_or_id", ("self", "group_name_or_id", "vpc_id")),
         Target("moto.ec2.models.vpcs:VPCEndPoint.__init__"),
+        Target("moto.ec2.models.vpcs:VPCEndPoint.get_filter_value", ("self", "filter_name", "method_name")),
         Target("moto.ec2.responses.elastic_network_interfaces:ElasticNetworkInterfaces.delete_network_interface",
                ("self",)),
         Target("moto.ec2.exceptions:DependencyViolationError", ("message",)),
