@@ -8,7 +8,8 @@ until SIGTERM. Backends are warmed in the background after that, while the calle
 
 Control paths on the AWS port (S3 bucket names cannot start with ``_``, so nothing collides):
 ``GET /_efsctl/health``, ``GET /_efsctl/stats`` (warm environments, async outcomes) and
-``GET /_efsctl/drain?timeout=S`` (wait for the asynchronous queue to empty; tests and benches).
+``GET /_efsctl/drain?timeout=S`` (wait for the asynchronous queue to empty; tests and benches),
+``GET /_efsctl/inventory`` (what the cloud still holds, by kind).
 """
 
 from __future__ import annotations
@@ -169,9 +170,15 @@ class LocalCloud:
         timeout = min(60.0, float((query.get("timeout") or ["10"])[0]))
         return {"drained": self.invoker.drain(timeout), **self.stats()}
 
+    def inventory(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        """What the cloud still holds, by kind (a check that ``down`` left nothing)."""
+        from efsctl.local.inventory import inventory
+
+        return inventory(self.account_id, self.region)
+
     def _control(self, app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
         routes = {"/_efsctl/health": lambda q: self.health(), "/_efsctl/stats": self.stats,
-                  "/_efsctl/drain": self.drain}
+                  "/_efsctl/drain": self.drain, "/_efsctl/inventory": self.inventory}
 
         def control_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             handler = routes.get(environ.get("PATH_INFO", ""))

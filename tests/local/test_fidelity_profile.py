@@ -10,7 +10,7 @@ import json
 
 import pytest
 from botocore.exceptions import ClientError
-from localhelpers import handler_zip
+from localhelpers import handler_zip, http_request
 
 from efsctl.config import LOCAL_CREDENTIALS, LOCAL_REGION
 from efsctl.console import Console
@@ -113,3 +113,16 @@ def test_the_stack_waits_on_a_scaled_aws(aws_cloud):
     until(lambda: not states(), "mount targets to go")
     aws.efs.delete_access_point(AccessPointId=ap.rsplit("/", 1)[1])
     aws.efs.delete_file_system(FileSystemId=fs_id)
+
+    inventory = lambda: json.loads(http_request("GET", record["endpoint_url"] + "/_efsctl/inventory")[2])  # noqa: E731
+    left = inventory()
+    assert set(left["subnet"]) == set(subnets) and left["vpc"] == [vpc] and "fidelity" in left["role"]
+    assert not {"file-system", "mount-target", "access-point", "function", "network-interface"} & set(left)
+    for subnet in subnets:
+        aws.ec2.delete_subnet(SubnetId=subnet)
+    aws.ec2.delete_vpc(VpcId=vpc)
+    aws.iam.detach_role_policy(RoleName="fidelity",
+                               PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole")
+    aws.iam.delete_role(RoleName="fidelity")
+    aws.logs.delete_log_group(logGroupName="/aws/lambda/fidelity")   # the invocation made it, as Lambda does
+    assert inventory() == {}
