@@ -1,0 +1,126 @@
+"""`up` and `down` under the realistic profile, against their critical paths: ``python bench/converge.py``.
+
+The local cloud runs the ``aws`` realism profile at ``--time-scale`` (default 0.1), so AWS's
+delays are those of the profile times the scale. The critical path of ``up`` is file system
+(10 s) + mount targets (90 s) + function Pending (60 s) + S3 notification validation (2 s) =
+162 s; of ``down``, Lambda's interfaces lingering after the functions leave the VPC (120 s).
+Budgets: ``up`` <= 1.1 x 16.2 s and ``down`` <= 1.1 x 12 s at x0.1, both converging, and nothing
+left in the local cloud after ``down`` (checked from its models just before ``down`` stops it).
+
+The local cloud is started (and warmed by ``up --dry-run``) before the timed runs: its start
+is the local cloud's own budget (bench/local.py). Each figure is the wall time of the
+``efsctl`` process; ``engine`` is the part after observation, as the command reports it.
+Prints one line per figure and exits 1 if a budget is missed or anything is left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+UP_PATH, DOWN_PATH = 10 + 90 + 60 + 2, 120   # AWS seconds on each critical path
+BUDGET = 1.1
+
+# Runs `efsctl down`, asking the local cloud what it still holds just before `down` stops it.
+DOWN_WITH_INVENTORY = r'''
+import json, sys, time, urllib.request
+import efsctl.local as local
+from efsctl.cli.app import main
+
+original = local.stop_local_cloud
+
+def stop_local_cloud(store, stack, console, **kwargs):
+    started = time.perf_counter()
+    from efsctl.local.lifecycle import read_record
+    url = read_record(store.local_dir(stack))["endpoint_url"] + "/_efsctl/inventory"
+    left = json.loads(urllib.request.urlopen(url, timeout=30).read())
+    with open(sys.argv[1], "w") as fh:
+        json.dump({"left": left, "seconds": time.perf_counter() - started}, fh)
+    return original(store, stack, console, **kwargs)
+
+local.stop_local_cloud = stop_local_cloud
+sys.argv = ["efsctl", "down", "--yes", "--json"]
+main()
+'''
+
+
+def clean_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(EFSCTL_HOME=str(home), PYTHONPATH=str(ROOT), AWS_CONFIG_FILE=os.devnull,
+               AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true")
+    return env
+
+
+def run(args: list[str], env: dict[str, str]) -> tuple[float, dict]:
+    started = time.perf_counter()
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:4])} ... failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    try:
+        return elapsed, json.loads(done.stdout)
+    except ValueError:
+        return elapsed, {}
+
+
+def line(name: str, seconds: float, path: float | None = None) -> bool:
+    if path is None:
+        print(f"{name:<44} {seconds:7.2f} s", flush=True)
+        return True
+    ratio = seconds / path
+    ok = ratio <= BUDGET
+    print(f"{name:<44} {seconds:7.2f} s  critical path {path:6.2f} s  ratio {ratio:.3f} (budget {BUDGET})"
+          f"{'  ok' if ok else '  OVER BUDGET'}", flush=True)
+    return ok
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--time-scale", type=float, default=0.1)
+    parser.add_argument("--throttle-rate", type=float, default=0.0)
+    args = parser.parse_args()
+    try:
+        import efsctl.stack  # noqa: F401
+    except ImportError:
+        print("bench/converge.py needs the up and down engines (efsctl.stack) in this tree.", file=sys.stderr)
+        return 2
+
+    efsctl = [sys.executable, "-m", "efsctl"]
+    scale = args.time_scale
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="efsctl-converge-") as tmp:
+        env = clean_env(Path(tmp))
+        profile = ["--realism", "aws", "--time-scale", repr(scale), "--throttle-rate", repr(args.throttle_rate)]
+        print(f"profile aws x{scale:g}, throttle rate {args.throttle_rate:g}", flush=True)
+        started, _ = run(efsctl + ["up", "--local", *profile, "--dry-run", "--json"], env)
+        line("local cloud start + warm-up (not budgeted)", started)
+        try:
+            up_wall, up_doc = run(efsctl + ["up", "--json"], env)
+            ok &= line("up", up_wall, UP_PATH * scale)
+            line("  of which engine (after observation)", float(up_doc.get("elapsed", 0.0)))
+            _, again = run(efsctl + ["plan", "--json"], env)
+            changes = {k: v for k, v in (again.get("summary") or {}).items() if k != "skip" and v}
+            print(f"converged after up: {'yes' if not changes else f'no, {changes}'}", flush=True)
+            ok &= not changes
+        finally:
+            report = Path(tmp) / "inventory.json"
+            down_wall, down_doc = run([sys.executable, "-c", DOWN_WITH_INVENTORY, str(report)], env)
+        inventory = json.loads(report.read_text()) if report.exists() else {"left": {"unknown": ["no inventory"]},
+                                                                            "seconds": 0.0}
+        ok &= line("down (without the inventory check)", down_wall - inventory["seconds"], DOWN_PATH * scale)
+        line("  of which engine (after observation)", float(down_doc.get("seconds", 0.0)))
+        left = inventory["left"]
+        print(f"left in the local cloud after down: {left if left else 'nothing'}", flush=True)
+        ok &= not left
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
