@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 UP_PATH, DOWN_PATH = 10 + 90 + 60 + 2, 120   # AWS seconds on each critical path
 BUDGET = 1.1
 
