@@ -35,6 +35,7 @@ import json, sys, time, urllib.request
 import efsctl.local as local
 from efsctl.cli.app import main
 
+REPORT = sys.argv[1]
 original = local.stop_local_cloud
 
 def stop_local_cloud(store, stack, console, **kwargs):
@@ -42,7 +43,7 @@ def stop_local_cloud(store, stack, console, **kwargs):
     from efsctl.local.lifecycle import read_record
     url = read_record(store.local_dir(stack))["endpoint_url"] + "/_efsctl/inventory"
     left = json.loads(urllib.request.urlopen(url, timeout=30).read())
-    with open(sys.argv[1], "w") as fh:
+    with open(REPORT, "w") as fh:
         json.dump({"left": left, "seconds": time.perf_counter() - started}, fh)
     return original(store, stack, console, **kwargs)
 
@@ -61,7 +62,7 @@ def clean_env(home: Path) -> dict[str, str]:
 
 def run(args: list[str], env: dict[str, str]) -> tuple[float, dict]:
     started = time.perf_counter()
-    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=600, cwd=env["EFSCTL_HOME"])
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(args[:4])} ... failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
