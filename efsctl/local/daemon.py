@@ -172,9 +172,9 @@ class LocalCloud:
 
     def inventory(self, query: dict[str, list[str]]) -> dict[str, Any]:
         """What the cloud still holds, by kind (a check that ``down`` left nothing)."""
-        from efsctl.local.inventory import inventory
+        from efsctl.local import moto_models
 
-        return inventory(self.account_id, self.region)
+        return moto_models.inventory(self.account_id, self.region)
 
     def _control(self, app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
         routes = {"/_efsctl/health": lambda q: self.health(), "/_efsctl/stats": self.stats,
