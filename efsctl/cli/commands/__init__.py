@@ -6,4 +6,9 @@ Heavy imports (boto3, moto, rich) happen inside command bodies so ``--help`` sta
 # (command name, module in this package, function) in the order ``--help`` lists them.
 COMMANDS = [
     ("status", "status", "status"),
+    ("upload", "upload", "upload"),
+    ("predict", "predict", "predict"),
+    ("models", "models", "models"),
+    ("tail-logs", "tail_logs", "tail_logs"),
+    ("demo", "demo", "demo"),
 ]

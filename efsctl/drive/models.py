@@ -1,0 +1,19 @@
+"""``efsctl models``: the models on EFS, as the consumer sees them (``GET /models``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from efsctl.drive.api import ApiClient
+from efsctl.drive.fmt import human_bytes, short_sha, when
+
+
+def list_models(api: ApiClient) -> list[dict[str, Any]]:
+    body = api.list_models().body
+    models = body.get("models") if isinstance(body, dict) else None
+    return [m for m in (models or []) if isinstance(m, dict)]
+
+
+def table_rows(models: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    return [(str(m.get("name", "")), human_bytes(m.get("size")), short_sha(m.get("sha256")), when(m.get("modified")))
+            for m in sorted(models, key=lambda m: str(m.get("name", "")))]
