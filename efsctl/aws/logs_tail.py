@@ -22,8 +22,9 @@ class LiveTailUnavailable(Exception):
 
 
 class LogsReader:
-    def __init__(self, aws: Any) -> None:
+    def __init__(self, aws: Any, *, page_size: int | None = None) -> None:
         self._aws = aws
+        self._page_size = page_size
 
     @property
     def _client(self) -> Any:
@@ -37,6 +38,8 @@ class LogsReader:
             params["endTime"] = int(end_ms)
         if pattern:
             params["filterPattern"] = pattern
+        if self._page_size:
+            params["PaginationConfig"] = {"PageSize": self._page_size}
         try:
             yield from paginate(self._client, "filter_log_events", "events", **params)
         except ClientError as exc:

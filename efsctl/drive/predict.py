@@ -76,11 +76,13 @@ def run_load(api: ApiClient, name: str, *, verify: bool = False, concurrency: in
 
     def one(_: int) -> tuple[float | None, str | None]:
         start = timer()
+        error = None
         try:
             call()
         except ApiError as exc:
-            return None, exc.message
-        return (timer() - start) * 1000.0, None
+            error = exc.message
+        elapsed_ms = (timer() - start) * 1000.0
+        return (None, error) if error else (elapsed_ms, None)
 
     start = timer()
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="predict") as pool:
