@@ -167,8 +167,12 @@ def wait_on_efs(api: ApiClient, name: str, sha256: str, *, declared_sha256: str 
             return Outcome(True, body)
         return Outcome(False, detail="an older version is on EFS")
 
+    def report(what: str, elapsed: float, detail: str) -> None:
+        if progress and elapsed >= 1.0:  # a quick copy needs no progress line
+            progress(what, elapsed, detail)
+
     try:
-        wait_until(check, what="on EFS", timeout=timeout, clock=clock, poll=WAIT_POLL, progress=progress,
+        wait_until(check, what="on EFS", timeout=timeout, clock=clock, poll=WAIT_POLL, progress=report,
                    hint="The upload is in S3; `efsctl models` shows when it reaches EFS, and "
                         "`efsctl tail-logs --function producer` shows the producer's work.")
     except ProducerRejected as exc:

@@ -19,8 +19,6 @@ def demo(
     import tempfile
     from pathlib import Path
 
-    from click.core import ParameterSource
-
     from efsctl.cli.commands._drive import connect
     from efsctl.cli.context import AppContext
     from efsctl.drive.demo import DemoStack, run_demo
@@ -28,7 +26,7 @@ def demo(
 
     app = get_app(ctx)
     source = ctx.parent.get_parameter_source("stack") if ctx.parent else None
-    explicit = source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+    explicit = getattr(source, "name", "") in ("COMMANDLINE", "ENVIRONMENT")  # typer's own ParameterSource
     stack = app.stack if explicit else DEMO_STACK
     demo_app = AppContext(dataclasses.replace(app.settings, stack=stack), app.console)
     existing = demo_app.state()
@@ -58,17 +56,20 @@ def demo(
 
 def run_command(argv: list[str]) -> None:
     """Run an efsctl command in this process (not a subprocess); raise if it fails."""
-    import click
-
     from efsctl.cli.app import app
     from efsctl.errors import EfsctlError
 
     shown = "efsctl " + " ".join(argv)
     try:
         code = app(argv, standalone_mode=False, prog_name="efsctl")
-    except click.ClickException as exc:
-        raise EfsctlError(f"`{shown}` could not run: {exc.format_message()}") from None
-    except click.exceptions.Abort:
+    except typer.Abort:
         raise EfsctlError(f"`{shown}` was aborted.") from None
+    except Exception as exc:
+        # usage errors (an unknown command or option) come from typer's click
+        if hasattr(exc, "format_message") and type(exc).__module__.startswith(("click", "typer")):
+            raise EfsctlError(f"`{shown}` could not run: {exc.format_message()}") from None
+        raise
+    if code == 130:
+        raise KeyboardInterrupt  # the user pressed Ctrl-C inside it: stop the demo too
     if isinstance(code, int) and code != 0:
         raise EfsctlError(f"`{shown}` failed (exit {code}).")
