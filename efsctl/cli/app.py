@@ -3,6 +3,7 @@ maps errors to exit codes (0 ok, 1 failed, 2 usage/configuration, 130 interrupte
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Annotated, Any, Optional
 
@@ -10,14 +11,42 @@ import typer
 from typer.core import TyperGroup
 
 from efsctl import __version__
-from efsctl.config import DEFAULT_STACK, Settings, validate_stack_name
-from efsctl.console import Console
-from efsctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EfsctlError
 from efsctl.cli.context import AppContext
+from efsctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EfsctlError
+
+DEFAULT_STACK = "default"  # efsctl.config.DEFAULT_STACK, inlined to keep `--help` light
 
 
 class EfsctlGroup(TyperGroup):
-    """Runs commands and turns every failure into one sentence and an exit code."""
+    """Loads each command's module only when that command runs (``--help`` reads names and
+    one-line help from the registry), and turns every failure into one sentence and an exit code."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        from efsctl.cli.commands import COMMANDS
+
+        return [entry[0] for entry in COMMANDS]
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        if name not in self.commands:
+            from efsctl.cli.commands import COMMANDS
+
+            entry = next((e for e in COMMANDS if e[0] == name), None)
+            if entry is None:
+                return None
+            from typer.main import get_command_from_info
+            from typer.models import CommandInfo
+
+            module = importlib.import_module(f"efsctl.cli.commands.{entry[1]}")
+            self.commands[name] = get_command_from_info(
+                CommandInfo(name=name, callback=getattr(module, entry[2])),
+                pretty_exceptions_short=True, rich_markup_mode=None)
+        return self.commands[name]
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        from efsctl.cli.commands import COMMANDS
+
+        with formatter.section("Commands"):
+            formatter.write_dl([(entry[0], entry[3]) for entry in COMMANDS])
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -36,7 +65,9 @@ class EfsctlGroup(TyperGroup):
             raise typer.Exit(report_error(ctx, exc)) from None
 
 
-def _console(ctx: Any) -> Console:
+def _console(ctx: Any):
+    from efsctl.console import Console
+
     app_ctx = ctx.find_object(AppContext)
     return app_ctx.console if app_ctx else Console()
 
@@ -87,6 +118,8 @@ def _version(value: bool) -> None:
 
 
 def _stack(value: str) -> str:
+    from efsctl.config import validate_stack_name
+
     try:
         return validate_stack_name(value)
     except EfsctlError as exc:
@@ -107,20 +140,10 @@ def main_options(
                                           help="Show the version and exit.")] = False,
 ) -> None:
     """Two Lambda functions sharing one EFS file system, on AWS or offline."""
+    from efsctl.config import Settings
+
     ctx.obj = AppContext(Settings(stack=stack, region=region, profile=profile,
-                                  endpoint_url=endpoint_url or None, debug=debug),
-                         Console(debug=debug))
-
-
-def _register() -> None:
-    from efsctl.cli.commands import COMMANDS
-
-    for name, module_name, func_name in COMMANDS:
-        module = __import__(f"efsctl.cli.commands.{module_name}", fromlist=[func_name])
-        app.command(name)(getattr(module, func_name))
-
-
-_register()
+                                  endpoint_url=endpoint_url or None, debug=debug))
 
 
 def main() -> None:

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import typer
-
-from efsctl.config import LOCAL_CREDENTIALS, LOCAL_REGION, Settings
-from efsctl.console import Console
 from efsctl.errors import ConfigError, StackNotFound
-from efsctl.state import StackState, StateStore
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported lazily: this module loads on every `efsctl --help`
+    import typer
+
     from efsctl.aws.session import AwsContext
+    from efsctl.config import Settings
+    from efsctl.console import Console
+    from efsctl.state import StackState, StateStore
 
 
-@dataclass
 class AppContext:
-    settings: Settings
-    console: Console = field(default_factory=Console)
+    def __init__(self, settings: Settings, console: Console | None = None) -> None:
+        from efsctl.console import Console
+
+        self.settings = settings
+        self.console = console or Console(debug=settings.debug)
 
     @property
     def store(self) -> StateStore:
+        from efsctl.state import StateStore
+
         return StateStore(self.settings.state_home)
 
     @property
@@ -49,6 +52,7 @@ class AppContext:
         credentials and a region.
         """
         from efsctl.aws.session import AwsContext
+        from efsctl.config import LOCAL_CREDENTIALS, LOCAL_REGION
 
         s = self.settings
         if local_endpoint is None and state is not None and state.is_local:

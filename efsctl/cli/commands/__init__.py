@@ -3,12 +3,14 @@
 Heavy imports (boto3, moto, rich) happen inside command bodies so ``--help`` stays fast.
 """
 
-# (command name, module in this package, function) in the order ``--help`` lists them.
+# (command name, module in this package, function, one-line help for `efsctl --help`), in the
+# order `--help` lists them. The group imports a command's module only when it runs; the
+# function's docstring is the command's own `--help`.
 COMMANDS = [
-    ("status", "status", "status"),
-    ("upload", "upload", "upload"),
-    ("predict", "predict", "predict"),
-    ("models", "models", "models"),
-    ("tail-logs", "tail_logs", "tail_logs"),
-    ("demo", "demo", "demo"),
+    ("status", "status", "status", "Show every resource of the stack, its health and the API URL."),
+    ("upload", "upload", "upload", "Upload a model; the producer copies it to EFS (--wait to see it land)."),
+    ("predict", "predict", "predict", "Run the consumer on a model (signed POST /predict); load mode too."),
+    ("models", "models", "models", "List the models on EFS, as the consumer sees them."),
+    ("tail-logs", "tail_logs", "tail_logs", "Show both functions' logs interleaved by time; -f follows."),
+    ("demo", "demo", "demo", "The whole round trip offline: up --local, upload, predict, logs, down."),
 ]
