@@ -8,9 +8,9 @@ Heavy imports (boto3, moto, rich) happen inside command bodies so ``--help`` sta
 # function's docstring is the command's own `--help`.
 COMMANDS = [
     ("status", "status", "status", "Show every resource of the stack, its health and the API URL."),
-    ("upload", "upload", "upload", "Upload a model; the producer copies it to EFS (--wait to see it land)."),
-    ("predict", "predict", "predict", "Run the consumer on a model (signed POST /predict); load mode too."),
+    ("upload", "upload", "upload", "Upload a model file; the producer copies it to EFS."),
+    ("predict", "predict", "predict", "Run the consumer on a model (signed POST /predict)."),
     ("models", "models", "models", "List the models on EFS, as the consumer sees them."),
     ("tail-logs", "tail_logs", "tail_logs", "Show both functions' logs interleaved by time; -f follows."),
-    ("demo", "demo", "demo", "The whole round trip offline: up --local, upload, predict, logs, down."),
+    ("demo", "demo", "demo", "The whole round trip on a fresh local stack, timed."),
 ]
