@@ -46,3 +46,17 @@ class Signer:
         request = AWSRequest(method=method.upper(), url=url, data=body or b"", headers=dict(headers or {}))
         SigV4Auth(self._frozen(), self.service, self.region).add_auth(request)
         return {name: value for name, value in request.headers.items()}
+
+
+def ca_bundle(aws: Any = None) -> str:
+    """The CA bundle botocore would verify HTTPS with: ``AWS_CA_BUNDLE`` / the profile's
+    ``ca_bundle`` when set, else certifi's or botocore's own."""
+    from botocore.httpsession import get_cert_path
+
+    configured = None
+    if aws is not None:
+        try:
+            configured = aws.session._session.get_config_variable("ca_bundle")
+        except Exception:  # noqa: BLE001 - fall back to the default bundle
+            configured = None
+    return configured or get_cert_path(True)

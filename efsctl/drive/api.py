@@ -50,7 +50,7 @@ class ApiClient:
     or the local gateway), signing each request with ``sign``."""
 
     def __init__(self, base_url: str, sign: SignFn | None, *, max_connections: int = 4,
-                 timeout: float = 35.0, connect_timeout: float = 5.0) -> None:
+                 timeout: float = 35.0, connect_timeout: float = 5.0, ca_certs: str | None = None) -> None:
         import urllib3
 
         self.base_url = base_url.rstrip("/")
@@ -60,6 +60,7 @@ class ApiClient:
         self._pool = urllib3.PoolManager(
             num_pools=2, maxsize=max(1, max_connections), block=False, retries=False,
             timeout=urllib3.Timeout(connect=connect_timeout, read=timeout),
+            **({"ca_certs": ca_certs} if ca_certs else {}),
         )
 
     def close(self) -> None:

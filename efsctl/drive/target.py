@@ -60,8 +60,10 @@ def resolve_target(state: StackState, aws: Any) -> DriveTarget:
 
 def api_client(target: DriveTarget, aws: Any, *, max_connections: int = 4):
     """A signed :class:`efsctl.drive.api.ApiClient` for the stack's API."""
-    from efsctl.aws.sigv4 import Signer
+    from efsctl.aws.sigv4 import Signer, ca_bundle
     from efsctl.drive.api import ApiClient
 
+    url = target.require_api_url()
     signer = Signer.from_context(aws, target.region)
-    return ApiClient(target.require_api_url(), signer.sign, max_connections=max_connections)
+    return ApiClient(url, signer.sign, max_connections=max_connections,
+                     ca_certs=ca_bundle(aws) if url.startswith("https:") else None)

@@ -179,6 +179,8 @@ def wait_on_efs(api: ApiClient, name: str, sha256: str, *, declared_sha256: str 
         return WaitResult(on_efs=False, rejected=True, error=exc.message)
     except WaitTimeout as exc:
         return WaitResult(on_efs=False, timed_out=True, error=exc.message)
+    except EfsctlError as exc:  # the API failed while we waited: the upload itself stands
+        return WaitResult(on_efs=False, error=exc.message)
     return WaitResult(on_efs=True, latency_s=clock.now() - start)
 
 

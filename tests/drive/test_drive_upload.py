@@ -213,3 +213,12 @@ def test_bucket_is_derived_when_not_recorded(cli, drive_stack, model_file, efsct
     result = cli("upload", str(model_file), "--no-wait", "--json")
     assert result.exit_code == 0, result
     assert result.json()["bucket"] == "efsctl-default-123456789012-us-east-1"
+
+
+def test_cli_upload_wait_when_the_api_refuses(cli, drive_stack, model_file, no_sleep, api_server):
+    api_server.route("GET", "/models/resnet.safetensors", (403, {"message": "Forbidden"}))
+    result = cli("upload", str(model_file), "--wait", "--json")
+    assert result.exit_code == 1
+    doc = result.json()
+    assert doc["sha256"] == sha(model_file) and doc["wait"]["on_efs"] is False
+    assert "403 Forbidden" in doc["wait"]["error"] and "403 Forbidden" in result.stderr
