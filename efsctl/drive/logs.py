@@ -147,11 +147,12 @@ def read_window(reader: Any, groups: dict[str, str], start_ms: int, end_ms: int 
 
 
 class _Seen:
-    """Events already yielded, by event id and by content (live-tail events carry no id);
-    forgotten once older than the re-read window."""
+    """Events already yielded, by event id and by content (live-tail events carry no id),
+    forgotten once older than the re-read window; ``newest`` is the latest timestamp yielded."""
 
-    def __init__(self) -> None:
+    def __init__(self, since_ms: int) -> None:
         self._seen: dict[Any, int] = {}
+        self.newest = since_ms
 
     def add(self, event: LogEvent) -> bool:
         content = event.key()
@@ -160,9 +161,11 @@ class _Seen:
         self._seen[content] = event.timestamp_ms
         if event.event_id:
             self._seen[event.event_id] = event.timestamp_ms
+        self.newest = max(self.newest, event.timestamp_ms)
         return True
 
-    def prune(self, before_ms: int) -> None:
+    def prune(self) -> None:
+        before_ms = self.newest - 2 * OVERLAP_MS
         self._seen = {k: ts for k, ts in self._seen.items() if ts >= before_ms}
 
     def __len__(self) -> int:
@@ -171,50 +174,45 @@ class _Seen:
 
 def tail(reader: Any, groups: dict[str, str], *, since_ms: int, follow: bool = False,
          filter_text: str | None = None, live: bool = False, clock: Clock | None = None,
-         wall_ms: Callable[[], int] | None = None,
          notice: Callable[[str], None] | None = None) -> Iterator[LogEvent]:
     """The events of ``groups`` (``{function: log group}``) since ``since_ms``, then new ones
     while ``follow``; ends only when the caller stops iterating (or a sleep raises)."""
     clock = clock or Clock()
-    seen = _Seen()
-    newest = since_ms
+    seen = _Seen(since_ms)
     for event in read_window(reader, groups, since_ms, None, filter_text):
         if seen.add(event):
-            newest = max(newest, event.timestamp_ms)
             yield event
     if not follow:
         return
     if live:
         try:
-            yield from _live(reader, groups, filter_text, clock, seen, newest)
+            yield from _live(reader, groups, filter_text, clock, seen)
             return
         except _LiveUnavailable as exc:
             if notice:
                 notice(f"Live tail is not available ({exc}); polling every few seconds instead.")
-    yield from _poll(reader, groups, filter_text, clock, seen, newest, since_ms)
+    yield from _poll(reader, groups, filter_text, clock, seen, since_ms)
 
 
 def _poll(reader: Any, groups: dict[str, str], filter_text: str | None, clock: Clock, seen: _Seen,
-          newest: int, since_ms: int) -> Iterator[LogEvent]:
+          since_ms: int) -> Iterator[LogEvent]:
     idle_since = clock.now()
     while True:
         clock.sleep(FOLLOW_POLL.interval(clock.now() - idle_since))
-        start = max(since_ms, newest - OVERLAP_MS)
+        start = max(since_ms, seen.newest - OVERLAP_MS)
         fresh = [e for e in read_window(reader, groups, start, None, filter_text) if seen.add(e)]
         if fresh:
             idle_since = clock.now()
-        for event in fresh:
-            newest = max(newest, event.timestamp_ms)
-            yield event
-        seen.prune(newest - 2 * OVERLAP_MS)
+        yield from fresh
+        seen.prune()
 
 
 class _LiveUnavailable(Exception):
     pass
 
 
-def _live(reader: Any, groups: dict[str, str], filter_text: str | None, clock: Clock, seen: _Seen,
-          newest: int) -> Iterator[LogEvent]:
+def _live(reader: Any, groups: dict[str, str], filter_text: str | None, clock: Clock,
+          seen: _Seen) -> Iterator[LogEvent]:
     from efsctl.aws.logs_tail import LiveTailUnavailable
 
     arns: dict[str, tuple[str, str]] = {}
@@ -232,8 +230,8 @@ def _live(reader: Any, groups: dict[str, str], filter_text: str | None, clock: C
                 events = []
                 if first:  # what arrived between the history read and the session start
                     first = False
-                    events += [e for e in read_window(reader, groups, newest - OVERLAP_MS, None, filter_text)
-                               if seen.add(e)]
+                    events += [e for e in read_window(reader, groups, seen.newest - OVERLAP_MS, None,
+                                                      filter_text) if seen.add(e)]
                 for raw in batch:
                     ident = str(raw.get("logGroupIdentifier", ""))
                     function, group = arns.get(ident) or arns.get(ident.removesuffix(":*")) or _by_name(groups, ident)
@@ -241,10 +239,8 @@ def _live(reader: Any, groups: dict[str, str], filter_text: str | None, clock: C
                     if _matches(event, filter_text) and seen.add(event):
                         events.append(event)
                 events.sort(key=lambda e: e.timestamp_ms)
-                for event in events:
-                    newest = max(newest, event.timestamp_ms)
-                    yield event
-                seen.prune(newest - 2 * OVERLAP_MS)
+                yield from events
+                seen.prune()
         except LiveTailUnavailable as exc:
             raise _LiveUnavailable(str(exc)) from None
         if clock.now() - started < LIVE_MIN_SESSION_S:
