@@ -142,7 +142,8 @@ def read_window(reader: Any, groups: dict[str, str], start_ms: int, end_ms: int 
               for function, group in groups.items()
               for raw in reader.filter(group, start_ms, end_ms, pattern)]
     events = [e for e in events if _matches(e, filter_text)]
-    events.sort(key=lambda e: (e.timestamp_ms, e.group, e.stream, e.event_id or ""))
+    # Stable: events of one stream in the same millisecond keep the order CloudWatch returned.
+    events.sort(key=lambda e: (e.timestamp_ms, e.group, e.stream))
     return events
 
 
@@ -156,7 +157,9 @@ class _Seen:
 
     def add(self, event: LogEvent) -> bool:
         content = event.key()
-        if content in self._seen or (event.event_id and event.event_id in self._seen):
+        # Two identical lines in one stream and millisecond are distinct events when they have
+        # ids; content only matches live-tail events (no id) against what was read before.
+        if (event.event_id in self._seen) if event.event_id else (content in self._seen):
             return False
         self._seen[content] = event.timestamp_ms
         if event.event_id:

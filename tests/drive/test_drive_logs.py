@@ -300,3 +300,11 @@ def test_cli_follow_ends_cleanly_on_ctrl_c(cli, drive_stack, monkeypatch):
     assert result.exit_code == 0, result
     assert [json.loads(line)["record"]["msg"] for line in result.stdout.splitlines()] == ["before"]
     assert len(clock.sleeps) == 2 and "Interrupted" not in result.stderr
+
+
+def test_same_millisecond_lines_keep_their_order_and_identical_lines_both_show(moto_drive):
+    lines = ["START RequestId: r Version: $LATEST"] + [f"line {i}" for i in range(12)] + ["same", "same",
+                                                                                          "END RequestId: r"]
+    put(CONSUMER, "s", *[(T0 + 7, line) for line in lines])
+    assert [e.message for e in read_window(reader(), GROUPS, T0)] == lines
+    assert [e.message for e in tail(reader(), GROUPS, since_ms=T0)] == lines
