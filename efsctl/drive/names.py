@@ -2,8 +2,10 @@
 
 A model name is a relative path such as ``resnet.safetensors`` or ``team/a.gguf``. The CLI
 refuses a bad name before anything reaches S3 or the API, so a typo never leaves an object
-the producer would ignore. Every segment is also refused a leading dot: dot names are where
-the producer keeps its temporary files and metadata on EFS.
+the producer would ignore. Beyond DESIGN's list the handlers also refuse ASCII control
+characters, segments over 255 bytes (a file name's limit on EFS) and a leading dot in any
+segment (dot names are where the producer keeps its temporary files and metadata); so does
+this module, rule for rule.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 from efsctl.errors import ConfigError
 
 MAX_NAME_BYTES = 1024
+MAX_SEGMENT_BYTES = 255
 
 
 def name_problem(name: str) -> str | None:
@@ -27,6 +30,9 @@ def name_problem(name: str) -> str | None:
         return "it contains a NUL character"
     if "\\" in name:
         return "it contains a backslash (use '/' between folders)"
+    control = next((ch for ch in name if ord(ch) < 0x20 or ord(ch) == 0x7F), None)
+    if control is not None:
+        return f"it contains the control character U+{ord(control):04X}"
     if name.startswith("/"):
         return "it starts with '/' (names are relative paths)"
     for segment in name.split("/"):
@@ -36,6 +42,8 @@ def name_problem(name: str) -> str | None:
             return f"it has a {segment!r} path segment"
         if segment.startswith("."):
             return f"a path segment starts with a dot ({segment[:40]!r})"
+        if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
+            return f"a path segment is over {MAX_SEGMENT_BYTES} bytes ({segment[:40]!r}...)"
     return None
 
 
@@ -46,8 +54,9 @@ def validate_model_name(name: str) -> str:
         shown = name if len(name) <= 80 else name[:77] + "..."
         raise ConfigError(
             f"Invalid model name {shown!r}: {problem}.",
-            "Model names are relative paths like 'resnet.safetensors' or 'team/a.gguf': no '.' or '..' "
-            "segments, no leading dot or slash, no NUL or backslash, at most 1024 bytes.",
+            "Model names are relative paths like 'resnet.safetensors' or 'team/a.gguf': no leading slash, "
+            "no empty segments or segments starting with a dot, no backslash or control characters, "
+            "at most 1024 bytes (255 per segment).",
         )
     return name
 

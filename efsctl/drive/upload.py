@@ -26,7 +26,8 @@ HASH_CHUNK = 1024 * 1024
 DEFAULT_TIMEOUT = 300.0
 WAIT_POLL = Poll(floor=0.1, ceiling=2.0, fraction=0.1)
 _HEX64 = re.compile(r"\b[0-9a-f]{64}\b")
-_EXPECTED = re.compile(r"expected\W+(?:sha256\W+)?([0-9a-f]{64})", re.IGNORECASE)
+# "x-amz-meta-sha256 was <hex> but the object's sha256 is <hex>", or "expected <hex>, got <hex>"
+_EXPECTED = re.compile(r"(?:expected|x-amz-meta-sha256)(?:\s+sha256)?(?:\s+was)?\W+([0-9a-f]{64})", re.IGNORECASE)
 
 
 class ProducerRejected(EfsctlError):

@@ -135,6 +135,11 @@ def test_an_earlier_rejection_is_not_this_upload(model_file):
                                   api_message=f"expected {'a' * 64}, got {mine}")
     structured = ApiError("x", status=404, code="ChecksumMismatch", api_message="mismatch",
                           body={"error": {"code": "ChecksumMismatch", "expected_sha256": mine}})
+    handler_style = f"the latest upload of 'm' was rejected: x-amz-meta-sha256 was {{}} but the object's sha256 is {{}}"
+    assert rejection_is_ours(ApiError("x", status=404, code="ChecksumMismatch", body={},
+                                      api_message=handler_style.format(mine, "b" * 64)), mine)
+    assert not rejection_is_ours(ApiError("x", status=404, code="ChecksumMismatch", body={},
+                                          api_message=handler_style.format("a" * 64, mine)), mine)
     assert not rejection_is_ours(other, mine)
     assert rejection_is_ours(ours, mine)
     assert not rejection_is_ours(stale_same_content, mine)
