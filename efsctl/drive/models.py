@@ -9,9 +9,15 @@ from efsctl.drive.fmt import human_bytes, short_sha, when
 
 
 def list_models(api: ApiClient) -> list[dict[str, Any]]:
+    return fetch_models(api)[0]
+
+
+def fetch_models(api: ApiClient) -> tuple[list[dict[str, Any]], bool]:
+    """``(models, truncated)``: the consumer lists at most a few thousand and says when it stopped."""
     body = api.list_models().body
-    models = body.get("models") if isinstance(body, dict) else None
-    return [m for m in (models or []) if isinstance(m, dict)]
+    body = body if isinstance(body, dict) else {}
+    models = [m for m in (body.get("models") or []) if isinstance(m, dict)]
+    return models, bool(body.get("truncated"))
 
 
 def table_rows(models: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:

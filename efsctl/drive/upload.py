@@ -163,9 +163,15 @@ def wait_on_efs(api: ApiClient, name: str, sha256: str, *, declared_sha256: str 
             if exc.status == 404:
                 return Outcome(False, detail="not on EFS yet")
             raise
-        found = (body or {}).get("sha256")
-        if found == sha256:
+        body = body if isinstance(body, dict) else {}
+        if body.get("sha256") == sha256:
             return Outcome(True, body)
+        rejected = body.get("rejected")  # an older version stays in place; was the rejected one ours?
+        if isinstance(rejected, dict) and rejected.get("expected_sha256") == declared:
+            raise ProducerRejected(
+                f"The producer rejected {name!r}: x-amz-meta-sha256 was {declared} but the object's sha256 is "
+                f"{rejected.get('actual_sha256')}; the previous version stays on EFS.",
+                "The file's SHA-256 did not match the one declared at upload; upload it again.")
         return Outcome(False, detail="an older version is on EFS")
 
     def report(what: str, elapsed: float, detail: str) -> None:

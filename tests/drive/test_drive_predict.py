@@ -144,6 +144,14 @@ def test_cli_models(cli, drive_stack, api_server):
     assert "cdcdcdcdcdcd…" in lines[2]
 
 
+def test_cli_models_truncated(cli, drive_stack, api_server):
+    api_server.route("GET", "/models", (200, {"models": [{"name": "a", "size": 1, "sha256": None,
+                                                          "modified": None}], "truncated": True}))
+    assert cli("models", "--json").json()["truncated"] is True
+    result = cli("models")
+    assert result.exit_code == 0 and "listed only the first 1 models" in result.stderr
+
+
 def test_cli_models_empty(cli, drive_stack, api_server):
     api_server.route("GET", "/models", (200, {"models": []}))
     result = cli("models")

@@ -227,3 +227,16 @@ def test_cli_upload_wait_when_the_api_refuses(cli, drive_stack, model_file, no_s
     doc = result.json()
     assert doc["sha256"] == sha(model_file) and doc["wait"]["on_efs"] is False
     assert "403 Forbidden" in doc["wait"]["error"] and "403 Forbidden" in result.stderr
+
+
+def test_rejected_reupload_while_the_old_version_stays(api_server, model_file):
+    wrong = "e" * 64
+    old = {"name": "m", "sha256": "0" * 64, "size": 3}
+    rejected = dict(old, rejected={"expected_sha256": wrong, "actual_sha256": sha(model_file), "rejected_at": "t"})
+    api_server.route("GET", "/models/m", (200, old), (200, rejected))
+    result = wait_on_efs(ApiClient(api_server.url, None), "m", sha(model_file), declared_sha256=wrong,
+                         clock=FakeClock())
+    assert result.rejected and "previous version stays on EFS" in result.error
+    # someone else's rejected upload does not end our wait
+    api_server.route("GET", "/models/m", (200, rejected), (200, {"name": "m", "sha256": sha(model_file)}))
+    assert wait_on_efs(ApiClient(api_server.url, None), "m", sha(model_file), clock=FakeClock()).on_efs

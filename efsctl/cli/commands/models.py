@@ -13,17 +13,19 @@ def models(
 ) -> None:
     """List the models on EFS, as the consumer sees them (GET /models)."""
     from efsctl.cli.commands._drive import connect
-    from efsctl.drive.models import list_models, table_rows
+    from efsctl.drive.models import fetch_models, table_rows
     from efsctl.drive.target import api_client
 
     app = get_app(ctx, json_out)
     _, aws, target = connect(app)
     with api_client(target, aws) as api:
-        found = list_models(api)
+        found, truncated = fetch_models(api)
     if json_out:
-        app.console.emit_json({"models": found})
+        app.console.emit_json({"models": found, **({"truncated": True} if truncated else {})})
         return
     if not found:
         app.console.info("No models on EFS yet. Upload one with `efsctl upload PATH`.")
         return
     app.console.table(["name", "size", "sha256", "modified"], table_rows(found))
+    if truncated:
+        app.console.warn(f"The consumer listed only the first {len(found)} models.")
