@@ -53,8 +53,9 @@ def resolve_target(state: StackState, aws: Any) -> DriveTarget:
     if not bucket:
         account = state.account or aws.account_id()
         bucket = bucket_name(state.stack, account, region)
+    api_url = outputs.get("api_url") or (state.local.get("gateway_url") if state.is_local else None)
     return DriveTarget(stack=state.stack, region=region, is_local=state.is_local,
-                       api_url=outputs.get("api_url"), bucket=bucket, functions=functions,
+                       api_url=api_url, bucket=bucket, functions=functions,
                        log_groups=log_groups)
 
 

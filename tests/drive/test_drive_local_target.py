@@ -105,3 +105,21 @@ def test_tail_logs_reads_the_local_log_groups(cli, local_stack, monkeypatch):
     monkeypatch.setattr(logs_mod, "Clock", CtrlC)  # a local stack follows by polling, never live tail
     result = cli("--stack", "local1", "tail-logs", "-f")
     assert result.exit_code == 0 and "copied" in result.stdout
+
+
+def test_local_api_url_falls_back_to_the_gateway_record(local_stack, efsctl_home):
+    from efsctl.cli.context import AppContext
+    from efsctl.config import Settings
+    from efsctl.drive.target import resolve_target
+    from efsctl.state import StateStore
+
+    store = StateStore(efsctl_home)
+    state = store.load("local1")
+    state.outputs.pop("api_url")
+    state.local["gateway_url"] = "http://127.0.0.1:9"
+    store.save(state)
+    app = AppContext(Settings(stack="local1"))
+    target = resolve_target(app.require_state(), app.aws(app.require_state()))
+    assert target.api_url == "http://127.0.0.1:9" and target.bucket == BUCKET and target.is_local
+    assert target.log_groups == {"producer": "/aws/lambda/efsctl-local1-producer",
+                                 "consumer": "/aws/lambda/efsctl-local1-consumer"}
