@@ -22,6 +22,7 @@ from efsctl.waits import Clock, Outcome, Poll, wait_until
 
 SAMPLE_NAME = "efsctl-demo.safetensors"
 LOGS_POLL = Poll(floor=0.2, ceiling=1.0, fraction=0.1)
+DEMO_LOG_LINES = 12
 DTYPE_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
 
 
@@ -188,11 +189,16 @@ def run_demo(stack: DemoStack, console: Any, workdir: Path, *, keep: bool = Fals
                                 progress=console.progress) or []
         except EfsctlError:
             events = check().value or []
-        for event in events:
-            console.print(render(event), soft_wrap=True)
-        functions = sorted({e.function for e in events})
         if not events:
             raise EfsctlError("Neither function has logged anything.")
+        # The handlers' own lines, latest last; START/END/REPORT and the rest stay one command away.
+        shown = [e for e in events if not e.platform][-DEMO_LOG_LINES:]
+        for event in shown:
+            console.print(render(event), soft_wrap=True)
+        if len(shown) < len(events):
+            console.info(f"  ({len(events) - len(shown)} more lines: `efsctl --stack {target.stack} tail-logs "
+                         "--since 10m`)")
+        functions = sorted({e.function for e in events})
         return f"{len(events)} events from {' and '.join(functions)}"
 
     if run.step("up", do_up):

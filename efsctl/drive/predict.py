@@ -18,6 +18,8 @@ from efsctl.drive.api import ApiClient, ApiError
 from efsctl.drive.fmt import human_bytes, ms
 
 Timer = Callable[[], float]
+# How the analysis was done rather than what it found; the raw JSON still has them.
+HIGHLIGHT_SKIP = {"entropy_bits_per_byte", "sample_bytes", "header_bytes"}
 
 
 @dataclass
@@ -102,7 +104,7 @@ def analysis_highlights(analysis: Any) -> str:
         return ""
     parts: list[str] = []
     for key, value in analysis.items():
-        if key == "entropy_bits_per_byte" or value is None or value == {} or value == []:
+        if key in HIGHLIGHT_SKIP or value is None or value == {} or value == []:
             continue
         if key == "dtypes" and isinstance(value, dict):
             parts.append(", ".join(f"{k}×{v}" for k, v in value.items()))
