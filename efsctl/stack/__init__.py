@@ -1,0 +1,2 @@
+"""The stack engine: model (desired, pure) -> observe (describe only) -> plan (pure) -> execute
+(the one place that mutates)."""
