@@ -127,6 +127,12 @@ def run_action(action: Action, ctx: StepContext, done: dict[str, Observed]) -> O
 
 def execute(plan: Plan, aws: AwsContext, names: Names, *, clock: Clock | None = None,
             reporter: Reporter | None = None, workers: int = 8) -> Execution:
+    """Run every action of ``plan``, each as soon as its dependencies are done.
+
+    Never raises for a failed step: the returned :class:`Execution` holds the first error and
+    every result finished before it (``raise_for_error`` re-raises). Ctrl-C cancels the waits
+    and propagates.
+    """
     clock = clock or Clock()
     reporter = reporter or NullReporter()
     cancelled = threading.Event()
