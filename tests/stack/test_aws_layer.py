@@ -1,4 +1,4 @@
-"""AWS errors an operator meets become one clear sentence (and callers never see botocore)."""
+"""The AWS layer: errors become one clear sentence (callers never see botocore); request shapes AWS requires."""
 
 from __future__ import annotations
 
@@ -50,3 +50,26 @@ def test_helpers_raise_efsctl_errors_naming_their_service():
     with pytest.raises(AwsError, match="AWS denied elasticfilesystem:DescribeFileSystems"):
         efs.describe_file_system(Aws(), "fs-1")
     assert aws_call(lambda: 1)() == 1
+
+
+class _Recording:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict]] = []
+
+    def client(self, _service):
+        return self
+
+    def __getattr__(self, operation):
+        return lambda **params: self.calls.append((operation, params)) or {}
+
+
+@pytest.mark.parametrize("region,expected", [
+    ("us-east-1", {"Bucket": "b"}),
+    ("eu-west-1", {"Bucket": "b", "CreateBucketConfiguration": {"LocationConstraint": "eu-west-1"}}),
+])
+def test_bucket_location_constraint_only_outside_us_east_1(region, expected):
+    from efsctl.aws import s3
+
+    aws = _Recording()
+    assert s3.create_bucket(aws, "b", region) is True
+    assert aws.calls == [("create_bucket", expected)]
