@@ -7,6 +7,8 @@ Heavy imports (boto3, moto, rich) happen inside command bodies so ``--help`` sta
 # order `--help` lists them. The group imports a command's module only when it runs; the
 # function's docstring is the command's own `--help`.
 COMMANDS = [
+    ("up", "up", "up", "Create or converge the whole stack (--local: in the local cloud)."),
+    ("plan", "plan", "plan", "Show what `up` would do, without doing it."),
     ("status", "status", "status", "Show every resource of the stack, its health and the API URL."),
     ("upload", "upload", "upload", "Upload a model file; the producer copies it to EFS."),
     ("predict", "predict", "predict", "Run the consumer on a model (signed POST /predict)."),
