@@ -123,6 +123,14 @@ class Console:
         sys.stdout.write(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
         sys.stdout.flush()
 
+    def emit_json_line(self, document: Any) -> None:
+        """One compact JSON object per line, for streaming commands (``tail-logs --json``);
+        the one exception to one-document-per-command. Errors then go to stderr only."""
+        with self._lock:
+            self.json_emitted = True
+            sys.stdout.write(json.dumps(document, separators=(",", ":"), default=str, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+
 
 def _escape(text: str) -> str:
     from rich.markup import escape

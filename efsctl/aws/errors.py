@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+from typing import Callable, ParamSpec, TypeVar
+
 from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionError,
                                  NoCredentialsError, NoRegionError, ProfileNotFound)
 
 from efsctl.aws.session import NO_CREDENTIALS, NO_REGION
 from efsctl.errors import AwsError, ConfigError, CredentialsError, EfsctlError
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"}
 DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "UnauthorizedAccess",
@@ -17,7 +23,10 @@ QUOTAS = {"VpcLimitExceeded": "VPCs per region", "AddressLimitExceeded": "Elasti
           "NetworkInterfaceLimitExceeded": "network interfaces", "RulesPerSecurityGroupLimitExceeded":
           "rules per security group", "FileSystemLimitExceeded": "EFS file systems",
           "AccessPointLimitExceeded": "EFS access points", "TooManyBuckets": "S3 buckets",
-          "LimitExceeded": "IAM entities", "CodeStorageExceededException": "Lambda code storage"}
+          "LimitExceeded": "IAM entities", "CodeStorageExceededException": "Lambda code storage",
+          "SubnetLimitExceeded": "subnets per VPC", "SecurityGroupLimitExceeded": "security groups",
+          "RouteTableLimitExceeded": "route tables", "VpcEndpointLimitExceeded": "VPC endpoints",
+          "MountTargetLimitExceeded": "mount targets", "TooManyApisException": "HTTP APIs"}
 
 
 def error_code(exc: BaseException) -> str:
@@ -32,8 +41,31 @@ def error_message(exc: BaseException) -> str:
     return str(exc)
 
 
-def translate(exc: BaseException) -> EfsctlError | None:
-    """The efsctl error for a botocore exception, or ``None`` if it is not one."""
+# IAM action prefixes by AWS-layer module, and S3 operations whose IAM action has another name,
+# so an access-denied error can name the permission the operator must grant.
+IAM_PREFIX = {"ec2": "ec2", "efs": "elasticfilesystem", "iam": "iam", "lambda_": "lambda", "s3": "s3",
+              "apigw": "apigateway", "logs": "logs", "sts": "sts", "session": "sts"}
+S3_ACTIONS = {"PutBucketEncryption": "PutEncryptionConfiguration",
+              "GetBucketEncryption": "GetEncryptionConfiguration",
+              "PutPublicAccessBlock": "PutBucketPublicAccessBlock",
+              "GetPublicAccessBlock": "GetBucketPublicAccessBlock", "HeadBucket": "ListBucket",
+              "PutBucketNotificationConfiguration": "PutBucketNotification",
+              "GetBucketNotificationConfiguration": "GetBucketNotification"}
+
+
+def iam_action(prefix: str | None, operation: str) -> str:
+    if not prefix:
+        return operation
+    if prefix == "s3":
+        operation = S3_ACTIONS.get(operation, operation)
+    return f"{prefix}:{operation}"
+
+
+def translate(exc: BaseException, *, service: str | None = None) -> EfsctlError | None:
+    """The efsctl error for a botocore exception, or ``None`` if it is not one.
+
+    ``service`` is the IAM action prefix (``ec2``, ``elasticfilesystem``...) when known.
+    """
     if isinstance(exc, NoCredentialsError):
         return CredentialsError(NO_CREDENTIALS)
     if isinstance(exc, NoRegionError):
@@ -53,8 +85,11 @@ def translate(exc: BaseException) -> EfsctlError | None:
             return CredentialsError(f"AWS rejected your credentials ({code}).",
                                     "Check AWS_PROFILE / AWS_ACCESS_KEY_ID, or use `efsctl up --local`.")
         if code in DENIED:
-            return AwsError(f"AWS denied {operation}: {message}.",
-                            f"Grant your identity permission for {operation} and run the command again.",
+            action = iam_action(service, operation)
+            # EC2 appends a long encoded blob that helps nobody reading a terminal.
+            message = message.split(". Encoded authorization failure message")[0].rstrip(".")
+            return AwsError(f"AWS denied {action}: {message}.",
+                            f"Grant your identity permission for {action} and run the command again.",
                             code=code, operation=operation)
         if code in QUOTAS:
             return AwsError(f"An AWS quota stops {operation}: the account is at its limit of {QUOTAS[code]} "
@@ -64,3 +99,21 @@ def translate(exc: BaseException) -> EfsctlError | None:
     if isinstance(exc, BotoCoreError):
         return AwsError(f"AWS call failed: {exc}.")
     return None
+
+
+def aws_call(fn: Callable[P, R]) -> Callable[P, R]:
+    """Decorate an AWS-layer helper so callers only ever see efsctl errors."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            service = IAM_PREFIX.get(fn.__module__.rsplit(".", 1)[-1])
+            raise (translate(exc, service=service) or AwsError(str(exc))) from exc
+
+    return wrapper
+
+
+def is_code(exc: BaseException, *codes: str) -> bool:
+    return error_code(exc) in codes

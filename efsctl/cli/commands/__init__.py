@@ -7,5 +7,12 @@ Heavy imports (boto3, moto, rich) happen inside command bodies so ``--help`` sta
 # order `--help` lists them. The group imports a command's module only when it runs; the
 # function's docstring is the command's own `--help`.
 COMMANDS = [
+    ("up", "up", "up", "Create or converge the whole stack (--local: in the local cloud)."),
+    ("plan", "plan", "plan", "Show what `up` would do, without doing it."),
     ("status", "status", "status", "Show every resource of the stack, its health and the API URL."),
+    ("upload", "upload", "upload", "Upload a model file; the producer copies it to EFS."),
+    ("predict", "predict", "predict", "Run the consumer on a model (signed POST /predict)."),
+    ("models", "models", "models", "List the models on EFS, as the consumer sees them."),
+    ("tail-logs", "tail_logs", "tail_logs", "Show both functions' logs interleaved by time; -f follows."),
+    ("demo", "demo", "demo", "The whole round trip on a fresh local stack, timed."),
 ]

@@ -1,0 +1,97 @@
+"""AWS Lambda: functions, their code and configuration, and resource-policy permissions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+from efsctl.aws.errors import aws_call, is_code
+from efsctl.aws.session import AwsContext
+
+
+def _lambda(aws: AwsContext) -> Any:
+    return aws.client("lambda")
+
+
+@aws_call
+def get_function(aws: AwsContext, name: str) -> dict[str, Any] | None:
+    """``{"Configuration": ..., "Tags": {...}}`` or ``None``."""
+    try:
+        response = _lambda(aws).get_function(FunctionName=name)
+    except Exception as exc:
+        if is_code(exc, "ResourceNotFoundException"):
+            return None
+        raise
+    return {"Configuration": response["Configuration"], "Tags": response.get("Tags") or {}}
+
+
+def function_exists(aws: AwsContext, name: str) -> bool:
+    return get_function(aws, name) is not None
+
+
+@aws_call
+def function_configuration(aws: AwsContext, name: str) -> dict[str, Any] | None:
+    try:
+        return _lambda(aws).get_function_configuration(FunctionName=name)
+    except Exception as exc:
+        if is_code(exc, "ResourceNotFoundException"):
+            return None
+        raise
+
+
+@aws_call
+def create_function(aws: AwsContext, spec: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Create the function; ``None`` if one of that name already exists."""
+    try:
+        return _lambda(aws).create_function(**spec)
+    except Exception as exc:
+        if is_code(exc, "ResourceConflictException") and "exist" in str(exc).lower():
+            return None
+        raise
+
+
+@aws_call
+def update_code(aws: AwsContext, name: str, zip_bytes: bytes, architecture: str) -> dict[str, Any]:
+    return _lambda(aws).update_function_code(FunctionName=name, ZipFile=zip_bytes, Architectures=[architecture])
+
+
+@aws_call
+def update_configuration(aws: AwsContext, name: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    return _lambda(aws).update_function_configuration(FunctionName=name, **config)
+
+
+@aws_call
+def tag_function(aws: AwsContext, arn: str, tags: Mapping[str, str]) -> None:
+    if tags:
+        _lambda(aws).tag_resource(Resource=arn, Tags=dict(tags))
+
+
+@aws_call
+def policy_statements(aws: AwsContext, name: str) -> list[dict[str, Any]]:
+    """The statements of the function's resource policy ([] when it has none)."""
+    try:
+        policy = _lambda(aws).get_policy(FunctionName=name)["Policy"]
+    except Exception as exc:
+        if is_code(exc, "ResourceNotFoundException"):
+            return []
+        raise
+    return list(json.loads(policy).get("Statement", []))
+
+
+@aws_call
+def add_permission(aws: AwsContext, name: str, *, statement_id: str, principal: str, source_arn: str,
+                   source_account: str | None = None) -> None:
+    params: dict[str, Any] = {"FunctionName": name, "StatementId": statement_id, "Action": "lambda:InvokeFunction",
+                              "Principal": principal, "SourceArn": source_arn}
+    if source_account:
+        params["SourceAccount"] = source_account
+    _lambda(aws).add_permission(**params)
+
+
+@aws_call
+def remove_permission(aws: AwsContext, name: str, statement_id: str) -> None:
+    try:
+        _lambda(aws).remove_permission(FunctionName=name, StatementId=statement_id)
+    except Exception as exc:
+        if not is_code(exc, "ResourceNotFoundException"):
+            raise

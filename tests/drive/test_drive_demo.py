@@ -1,0 +1,190 @@
+"""demo: the sample model is valid safetensors; the steps run in order, timed, and clean up."""
+
+import hashlib
+import json
+import struct
+
+import pytest
+
+from efsctl.drive.demo import SAMPLE_NAME, safetensors_bytes, write_sample_model
+
+REGION = "us-east-1"
+SIZES = {"F32": 4, "F16": 2, "I64": 8, "U8": 1}
+
+
+def parse_safetensors(data: bytes):
+    """A strict reader: header length, JSON header, contiguous in-order offsets covering the data."""
+    (n,) = struct.unpack("<Q", data[:8])
+    assert 8 + n <= len(data) and n % 8 == 0
+    header = json.loads(data[8:8 + n].decode("utf-8"))
+    assert data[8:8 + n].startswith(b"{")
+    body = data[8 + n:]
+    metadata = header.pop("__metadata__", {})
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items())
+    offset = 0
+    tensors = {}
+    for name, info in sorted(header.items(), key=lambda kv: kv[1]["data_offsets"][0]):
+        start, end = info["data_offsets"]
+        count = 1
+        for dim in info["shape"]:
+            count *= dim
+        assert start == offset and end - start == count * SIZES[info["dtype"]]
+        tensors[name] = struct.unpack(f"<{count}f", body[start:end])
+        offset = end
+    assert offset == len(body)
+    return metadata, header, tensors
+
+
+def test_sample_model_is_valid_safetensors(tmp_path):
+    path = tmp_path / SAMPLE_NAME
+    info = write_sample_model(path)
+    data = path.read_bytes()
+    metadata, header, tensors = parse_safetensors(data)
+    assert metadata["format"] == "pt"
+    assert {k: (v["dtype"], v["shape"]) for k, v in header.items()} == {
+        "dense.weight": ("F32", [64, 32]), "dense.bias": ("F32", [64])}
+    assert info == {"tensors": 2, "parameters": 64 * 32 + 64, "bytes": len(data)}
+    assert all(abs(x) < 1 for values in tensors.values() for x in values)
+    assert write_sample_model(tmp_path / "again") == info and (tmp_path / "again").read_bytes() == data
+
+
+def test_sample_model_loads_with_numpy_if_available(tmp_path):
+    np = pytest.importorskip("numpy")
+    path = tmp_path / SAMPLE_NAME
+    write_sample_model(path)
+    data = path.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    start, end = header["dense.weight"]["data_offsets"]
+    weight = np.frombuffer(data[8 + n + start:8 + n + end], dtype="<f4").reshape(64, 32)
+    assert weight.shape == (64, 32) and np.isfinite(weight).all()
+
+
+def test_safetensors_writer_checks_sizes():
+    with pytest.raises(ValueError):
+        safetensors_bytes({"x": ("F32", [2], b"\x00" * 4)})
+
+
+# -- the run, against moto and a canned API -------------------------------------------------
+
+@pytest.fixture
+def sample_sha(tmp_path):
+    path = tmp_path / "expected.safetensors"
+    write_sample_model(path)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def demo_api(api_server, sample_sha):
+    model = {"name": SAMPLE_NAME, "size": 8514, "sha256": sample_sha, "modified": 1714560000}
+    api_server.route("GET", f"/models/{SAMPLE_NAME}", (404, {"error": {"code": "NotFound", "message": "not found"}}),
+                     (200, model))
+    api_server.route("POST", "/predict", (200, {
+        "model": SAMPLE_NAME, "size": 8514, "sha256": sample_sha, "format": "safetensors",
+        "analysis": {"entropy_bits_per_byte": 7.2, "tensors": 2, "dtypes": {"F32": 2}, "parameters": 2112},
+        "cached": False, "output": {"efs_path": "/mnt/efs/outputs/1.json", "s3_key": "outputs/1.json"},
+        "request_id": "r", "duration_ms": 3}))
+    api_server.route("GET", "/models", (200, {"models": [model]}))
+    return api_server
+
+
+def fake_up(stack, api_url, efsctl_home, log=None):
+    """What `up --local` leaves behind, for the drive steps: a state, a bucket, both log groups
+    (with one event each, as the functions' invocations would write)."""
+    import time
+
+    import boto3
+
+    from efsctl.state import StackState, StateStore
+
+    bucket = f"efsctl-{stack}-123456789012-{REGION}"
+    boto3.client("s3", region_name=REGION).create_bucket(Bucket=bucket)
+    logs = boto3.client("logs", region_name=REGION)
+    for fn in ("producer", "consumer"):
+        group = f"/aws/lambda/efsctl-{stack}-{fn}"
+        logs.create_log_group(logGroupName=group)
+        logs.create_log_stream(logGroupName=group, logStreamName="s")
+        logs.put_log_events(logGroupName=group, logStreamName="s", logEvents=[
+            {"timestamp": int(time.time() * 1000), "message": json.dumps({"level": "INFO", "msg": f"{fn} ran"})}])
+    StateStore(efsctl_home).save(StackState(stack=stack, target="aws", region=REGION, account="123456789012",
+                                            outputs={"api_url": api_url, "bucket": bucket}))
+    if log is not None:
+        log.append(("up", stack))
+
+
+def test_cli_demo_runs_every_step_on_the_demo_stack(cli, moto_drive, demo_api, efsctl_home, monkeypatch):
+    import efsctl.cli.commands.demo as demo_cmd
+    import efsctl.drive.upload as upload_mod
+    from efsctl.waits import FakeClock
+
+    calls = []
+
+    def run_command(argv):
+        calls.append(argv)
+        if argv[-2:] == ["up", "--local"]:
+            fake_up(argv[1], demo_api.url, efsctl_home)
+
+    monkeypatch.setattr(demo_cmd, "run_command", run_command)
+    monkeypatch.setattr(upload_mod, "Clock", FakeClock)
+    result = cli("demo")
+    assert result.exit_code == 0, result
+    assert calls == [["--stack", "demo", "up", "--local"], ["--stack", "demo", "down", "--yes"]]
+    out = result.stdout
+    for step in ("up", "sample model", "upload", "predict", "models", "logs", "down"):
+        assert f"✓ {step}" in out, step
+    assert "producer ran" in out and "consumer ran" in out
+    assert "round trip complete" in out and "total" in out
+    assert [r.path for r in demo_api.requests] == [f"/models/{SAMPLE_NAME}", f"/models/{SAMPLE_NAME}", "/predict",
+                                                   "/models"]
+
+
+def test_cli_demo_keep_and_explicit_stack(cli, moto_drive, demo_api, efsctl_home, monkeypatch):
+    import efsctl.cli.commands.demo as demo_cmd
+    import efsctl.drive.upload as upload_mod
+    from efsctl.waits import FakeClock
+
+    calls = []
+    monkeypatch.setattr(demo_cmd, "run_command", lambda argv: calls.append(argv) or (
+        fake_up(argv[1], demo_api.url, efsctl_home) if "up" in argv else None))
+    monkeypatch.setattr(upload_mod, "Clock", FakeClock)
+    result = cli("--stack", "trial", "demo", "--keep")
+    assert result.exit_code == 0, result
+    assert calls == [["--stack", "trial", "up", "--local"]]
+    assert "efsctl --stack trial down --yes" in result.stdout
+
+
+def test_cli_demo_fails_when_a_step_fails_and_still_cleans_up(cli, moto_drive, demo_api, efsctl_home, monkeypatch):
+    import efsctl.cli.commands.demo as demo_cmd
+    import efsctl.drive.upload as upload_mod
+    from efsctl.waits import FakeClock
+
+    demo_api.route("POST", "/predict", (404, {"error": {"code": "NotFound", "message": "Model not found"}}))
+    calls = []
+    monkeypatch.setattr(demo_cmd, "run_command", lambda argv: calls.append(argv) or (
+        fake_up(argv[1], demo_api.url, efsctl_home) if "up" in argv else None))
+    monkeypatch.setattr(upload_mod, "Clock", FakeClock)
+    result = cli("demo")
+    assert result.exit_code == 1
+    assert "✗ predict" in result.stdout and "Model not found" in result.stdout
+    assert "✓ models" not in result.stdout and "✓ down" in result.stdout
+    assert calls[-1] == ["--stack", "demo", "down", "--yes"]
+
+
+def test_cli_demo_refuses_an_aws_stack(cli, efsctl_home):
+    from efsctl.state import StackState, StateStore
+
+    StateStore(efsctl_home).save(StackState(stack="demo", target="aws", region=REGION))
+    result = cli("demo")
+    assert result.exit_code == 2 and "lives on AWS" in result.stderr
+
+
+def test_run_command_reports_a_failing_command(efsctl_home):
+    from efsctl.cli.commands.demo import run_command
+    from efsctl.errors import EfsctlError
+
+    with pytest.raises(EfsctlError) as info:
+        run_command(["--stack", "nope", "no-such-command"])
+    assert "`efsctl --stack nope no-such-command` could not run" in info.value.message
+    with pytest.raises(EfsctlError) as info:
+        run_command(["--stack", "nope", "status"])  # exits 1: there is no such stack
+    assert "failed (exit 1)" in info.value.message

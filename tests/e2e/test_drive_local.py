@@ -1,0 +1,266 @@
+"""End to end against the local cloud: the drive commands on a real `efsctl up --local` stack.
+
+One stack for the module (created in a temporary EFSCTL_HOME, removed with `down --yes` at the
+end); every test makes its own models, so none depends on another's order. Waits here are
+efsctl's own bounded waits on a real clock: the producer runs asynchronously.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+pytest.importorskip("efsctl.stack")
+pytest.importorskip("efsctl.local")
+
+from efsctl.drive.demo import write_sample_model  # noqa: E402
+from efsctl.waits import Clock, FakeClock, Outcome, Poll, wait_until  # noqa: E402
+
+STACK = "e2e-drive"
+CLEAN_ENV = {name: None for name in (
+    "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "XDG_STATE_HOME")}
+
+
+class Result:
+    def __init__(self, result):
+        self.exit_code, self.stdout, self.stderr = result.exit_code, result.stdout, result.stderr
+
+    def json(self):
+        return json.loads(self.stdout)
+
+    def lines(self):
+        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
+
+    def __repr__(self):
+        return f"<exit={self.exit_code} stdout={self.stdout[-2000:]!r} stderr={self.stderr[-2000:]!r}>"
+
+
+class Efsctl:
+    """Runs efsctl in-process against one home and stack."""
+
+    def __init__(self, home, stack=STACK):
+        from typer.testing import CliRunner
+
+        self.home, self.stack, self.runner = home, stack, CliRunner()
+
+    def __call__(self, *args: str) -> Result:
+        from efsctl.cli import app
+
+        env = dict(CLEAN_ENV, EFSCTL_HOME=str(self.home), EFSCTL_STACK=self.stack)
+        return Result(self.runner.invoke(app, list(args), env=env, catch_exceptions=True))
+
+    def state(self):
+        from efsctl.state import StateStore
+
+        return StateStore(self.home).load(self.stack)
+
+    def aws(self):
+        from efsctl.cli.context import AppContext
+        from efsctl.config import Settings
+
+        return AppContext(Settings(stack=self.stack, home=self.home)).aws(self.state())
+
+
+@pytest.fixture(scope="module")
+def efsctl(tmp_path_factory):
+    home = tmp_path_factory.mktemp("efsctl-drive-e2e")
+    run = Efsctl(home)
+    with pytest.MonkeyPatch.context() as mp:  # the local cloud process inherits a clean environment
+        for name in CLEAN_ENV:
+            mp.delenv(name, raising=False)
+        mp.setenv("EFSCTL_HOME", str(home))
+        mp.setenv("AWS_CONFIG_FILE", str(home / "no-aws-config"))
+        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "no-aws-credentials"))
+        up = run("up", "--local", "--json")
+        assert up.exit_code == 0, up
+        try:
+            yield run
+        finally:
+            down = run("down", "--yes", "--json")
+            if down.exit_code != 0:
+                from efsctl.console import Console
+                from efsctl.local import stop_local_cloud
+                from efsctl.state import StateStore
+
+                stop_local_cloud(StateStore(home), STACK, Console())
+            assert down.exit_code == 0, down
+
+
+@pytest.fixture
+def model(tmp_path):
+    """``model(name)`` writes a small safetensors file named after ``name``; returns (path, sha256)."""
+    def make(filename="model.safetensors"):
+        path = tmp_path / filename
+        write_sample_model(path, seed=len(filename))
+        return path, hashlib.sha256(path.read_bytes()).hexdigest()
+
+    return make
+
+
+def eventually(check, what, timeout=20.0):
+    return wait_until(check, what=what, timeout=timeout, clock=Clock(), poll=Poll(floor=0.1, ceiling=1.0))
+
+
+# -- upload -------------------------------------------------------------------------------
+
+def test_upload_with_wait_name_with_a_space(efsctl, model):
+    path, sha = model("my model.safetensors")
+    result = efsctl("upload", str(path), "--wait", "--json")
+    assert result.exit_code == 0, result
+    doc = result.json()
+    assert doc["name"] == "my model.safetensors" and doc["key"] == "models/my model.safetensors"
+    assert doc["sha256"] == sha and doc["size"] == path.stat().st_size
+    assert doc["wait"]["on_efs"] is True and doc["wait"]["latency_s"] >= 0
+
+    listed = efsctl("models", "--json")
+    assert listed.exit_code == 0, listed
+    entry = {m["name"]: m for m in listed.json()["models"]}["my model.safetensors"]
+    assert entry["sha256"] == sha and entry["size"] == path.stat().st_size
+
+    predicted = efsctl("predict", "my model.safetensors", "--json")
+    assert predicted.exit_code == 0, predicted
+    body = predicted.json()
+    assert body["sha256"] == sha and body["format"] == "safetensors" and body["model"] == "my model.safetensors"
+    assert body["analysis"]["tensors"] == 2 and body["output"]["s3_key"].startswith("outputs/")
+
+
+def test_upload_without_wait_then_it_arrives(efsctl, model):
+    from efsctl.drive.api import ApiError
+    from efsctl.drive.target import api_client, resolve_target
+
+    path, sha = model("nowait.safetensors")
+    result = efsctl("upload", str(path), "--no-wait", "--json")
+    assert result.exit_code == 0, result
+    doc = result.json()
+    assert doc["wait"] is None and doc["sha256"] == sha
+    aws = efsctl.aws()
+    head = aws.client("s3").head_object(Bucket=doc["bucket"], Key="models/nowait.safetensors")
+    assert head["Metadata"] == {"sha256": sha}
+
+    target = resolve_target(efsctl.state(), aws)
+    with api_client(target, aws) as api:
+        def check():
+            try:
+                return Outcome(api.get_model("nowait.safetensors").body.get("sha256") == sha)
+            except ApiError as exc:
+                if exc.status == 404:
+                    return Outcome(False)
+                raise
+        eventually(check, "the producer's copy")
+
+
+def test_unicode_and_nested_names(efsctl, model):
+    path, sha = model("plain.safetensors")
+    name = "modèles/数据 v2.safetensors"
+    result = efsctl("upload", str(path), "--name", name, "--wait", "--json")
+    assert result.exit_code == 0, result
+    assert result.json()["sha256"] == sha
+    predicted = efsctl("predict", name, "--json")
+    assert predicted.exit_code == 0 and predicted.json()["sha256"] == sha
+    assert name in {m["name"] for m in efsctl("models", "--json").json()["models"]}
+
+
+def test_checksum_mismatch_is_reported_as_a_producer_rejection(efsctl, model):
+    path, sha = model("tampered.safetensors")
+    wrong = hashlib.sha256(b"something else").hexdigest()
+    result = efsctl("upload", str(path), "--wait", "--json", "--declared-sha256", wrong, "--timeout", "30")
+    assert result.exit_code == 1, result
+    doc = result.json()
+    assert doc["wait"]["on_efs"] is False and doc["wait"]["rejected"] is True
+    assert "rejected" in result.stderr
+    assert "tampered.safetensors" not in {m["name"] for m in efsctl("models", "--json").json()["models"]}
+    predicted = efsctl("predict", "tampered.safetensors")
+    assert predicted.exit_code == 1
+
+
+# -- predict ------------------------------------------------------------------------------
+
+def test_predict_summary_and_load_mode(efsctl, model):
+    path, sha = model("load.safetensors")
+    assert efsctl("upload", str(path), "--wait").exit_code == 0
+    result = efsctl("predict", "load.safetensors")
+    assert result.exit_code == 0, result
+    for text in (sha, "safetensors", "2 tensors", "round trip", "outputs/"):
+        assert text in result.stdout, text
+    load = efsctl("predict", "load.safetensors", "--concurrency", "4", "--requests", "24", "--json")
+    assert load.exit_code == 0, load
+    doc = load.json()
+    assert {"p50_ms", "p90_ms", "p99_ms", "max_ms", "rps", "errors"} <= set(doc)
+    assert doc["errors"] == 0 and doc["requests"] == 24 and doc["concurrency"] == 4
+    assert 0 < doc["p50_ms"] <= doc["p90_ms"] <= doc["p99_ms"] <= doc["max_ms"] and doc["rps"] > 0
+
+
+def test_unknown_and_hostile_names(efsctl, model):
+    unknown = efsctl("predict", "no-such-model.bin")
+    assert unknown.exit_code == 1 and "not found" in unknown.stderr.lower()
+    for name in ("../etc/passwd", "/abs", ".hidden", "a/../b", "a\\b"):
+        hostile = efsctl("predict", name)
+        assert hostile.exit_code == 2 and "Invalid model name" in hostile.stderr, name
+    path, _ = model("ok.safetensors")
+    assert efsctl("upload", str(path), "--name", "../escape", "--wait").exit_code == 2
+
+
+def test_unsigned_requests_are_refused(efsctl):
+    from efsctl.drive.api import ApiClient, ApiError
+
+    with pytest.raises(ApiError) as info:
+        ApiClient(efsctl.state().outputs["api_url"], None).list_models()
+    assert info.value.status == 403
+
+
+# -- tail-logs ----------------------------------------------------------------------------
+
+def test_tail_logs_text_and_json_show_both_functions(efsctl, model):
+    path, _ = model("logs.safetensors")
+    assert efsctl("upload", str(path), "--wait").exit_code == 0
+    assert efsctl("predict", "logs.safetensors").exit_code == 0
+
+    def both():
+        result = efsctl("tail-logs", "--since", "10m", "--json")
+        assert result.exit_code == 0, result
+        docs = result.lines()
+        return Outcome({"producer", "consumer"} <= {d["function"] for d in docs}, docs)
+
+    docs = eventually(both, "both functions' logs")
+    assert all(isinstance(d, dict) and d["timestamp"] and d["message"] is not None for d in docs)
+    assert [d["timestamp_ms"] for d in docs] == sorted(d["timestamp_ms"] for d in docs)
+    assert any(d["record"] and d["record"].get("key") == "models/logs.safetensors" for d in docs)
+
+    text = efsctl("tail-logs", "--since", "10m")
+    assert text.exit_code == 0
+    assert " producer " in text.stdout and " consumer " in text.stdout and "START RequestId" in text.stdout
+    only = efsctl("tail-logs", "--since", "10m", "--function", "consumer", "--json").lines()
+    assert only and {d["function"] for d in only} == {"consumer"}
+
+
+def test_follow_ends_cleanly_on_interrupt(efsctl, monkeypatch):
+    import efsctl.drive.logs as logs_mod
+
+    class CtrlC(FakeClock):
+        def _sleep(self, seconds):
+            super()._sleep(seconds)
+            if len(self.sleeps) >= 2:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(logs_mod, "Clock", CtrlC)
+    result = efsctl("tail-logs", "--follow", "--since", "10m")
+    assert result.exit_code == 0, result
+    assert "Interrupted" not in result.stderr
+
+
+# -- demo ---------------------------------------------------------------------------------
+
+def test_demo_round_trip(tmp_path):
+    from typer.testing import CliRunner
+
+    from efsctl.cli import app
+
+    env = dict(CLEAN_ENV, EFSCTL_HOME=str(tmp_path / "demo-home"), EFSCTL_STACK=None)
+    result = Result(CliRunner().invoke(app, ["demo"], env=env, catch_exceptions=True))
+    assert result.exit_code == 0, result
+    for step in ("up", "sample model", "upload", "predict", "models", "logs", "down"):
+        assert f"✓ {step}" in result.stdout, step
+    assert "round trip complete" in result.stdout
