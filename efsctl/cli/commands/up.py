@@ -20,6 +20,14 @@ def up(
     architecture: Annotated[Optional[str], typer.Option("--architecture",
                                                         help="Lambda architecture: arm64 (default) or x86_64.")]
     = None,
+    realism: Annotated[Optional[str], typer.Option(
+        "--realism", help="With --local: 'instant' (ready at once) or 'aws' (AWS's delays and rules). "
+                          "Chosen when the local cloud starts; kept by later runs.")] = None,
+    time_scale: Annotated[Optional[float], typer.Option(
+        "--time-scale", help="With --realism aws: multiply AWS's delays (0.1 runs ten times faster; default 1).")]
+    = None,
+    throttle_rate: Annotated[Optional[float], typer.Option(
+        "--throttle-rate", help="With --local: fraction of API calls the local cloud throttles (default 0).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Create or converge the whole stack; idempotent and resumable.
@@ -34,8 +42,9 @@ def up(
     state = app.state() or StackState(stack=app.stack)
     chosen = UpSettings.from_dict({**state.settings, **UpSettings(vpc_cidr, memory, architecture).to_dict()})
     chosen.validated()
+    cloud = {"realism": realism, "time_scale": time_scale, "throttle_rate": throttle_rate}
     if dry_run:
-        shown = preview(_target(app, state, local), app.stack, chosen)
+        shown = preview(_target(app, state, local, cloud), app.stack, chosen)
         if json_out:
             app.console.emit_json(stackview.plan_document(shown.plan, stack=app.stack, target=state.target,
                                                           region=shown.config.region, dry_run=True))
@@ -44,7 +53,7 @@ def up(
                                                          f"{shown.config.region}), dry run: nothing will change.")
         return
     with app.store.lock(app.stack, "efsctl up"):
-        aws = _target(app, state, local)
+        aws = _target(app, state, local, cloud)
         deployment = deploy(aws, app.stack, chosen, reporter=stackview.ConsoleReporter(app.console))
         outputs = deployment.outputs(api_url=state.local.get("gateway_url") if state.is_local else None)
         _record(app, state, deployment, chosen, outputs)
@@ -55,10 +64,14 @@ def up(
         stackview.show_up(app.console, deployment, stack=app.stack, target=state.target, outputs=outputs)
 
 
-def _target(app: AppContext, state: StackState, local: bool):
-    """The AWS context for the stack's target, starting the local cloud when it is local."""
+def _target(app: AppContext, state: StackState, local: bool, cloud: dict | None = None):
+    """The AWS context for the stack's target, starting the local cloud when it is local
+    (``cloud``: its realism, time scale and throttle rate; None keeps the running cloud's)."""
     from efsctl.errors import ConfigError
 
+    if any(v is not None for v in (cloud or {}).values()) and not (local or state.is_local):
+        raise ConfigError("--realism, --time-scale and --throttle-rate shape the local cloud; they need --local.",
+                          "Run `efsctl up --local --realism aws` for AWS's delays and rules offline.")
     if local and not state.is_local and state.resources:
         raise ConfigError(f"Stack {app.stack!r} lives on AWS; it cannot move to the local cloud.",
                           "Use another --stack for a local one, or `efsctl down` this one first.")
@@ -66,7 +79,7 @@ def _target(app: AppContext, state: StackState, local: bool):
         from efsctl.local import ensure_local_cloud
 
         state.target = TARGET_LOCAL
-        state.local = ensure_local_cloud(app.store, app.stack, app.console)
+        state.local = ensure_local_cloud(app.store, app.stack, app.console, **(cloud or {}))
         app.store.save(state)
     else:
         state.target = TARGET_AWS
