@@ -377,3 +377,41 @@ def observe(aws: AwsContext, stack: str, *, account: str | None = None, workers:
         results = {group: future.result() for group, future in futures.items()}
     _assign_mount_targets(state, results[observe_efs] or [])
     return state
+
+
+# --- teardown (`efsctl down`) ----------------------------------------------------------------
+# `down` needs a little more than `up`: Lambda's ENIs wherever the stack's network reaches
+# (a half-deleted stack may have lost its VPC, functions or subnets), and endpoints in any extra
+# VPC carrying our tags (or that VPC could never be deleted).
+
+def network_scope(state: ObservedState) -> dict[str, list[str]]:
+    """The stack's VPC, security-group and subnet ids (primaries, duplicates and what the
+    functions still reference): where Lambda's ENIs for this stack can live."""
+    everything = state.ordered() + state.duplicates
+    scope: dict[str, set[str]] = {"vpc_ids": set(), "group_ids": set(), "subnet_ids": set()}
+    for item in everything:
+        if item.kind == "vpc":
+            scope["vpc_ids"].add(item.id)
+        elif item.kind == "security-group":
+            scope["group_ids"].add(item.id)
+        elif item.kind == "subnet":
+            scope["subnet_ids"].add(item.id)
+        elif item.kind == "function":
+            scope["group_ids"].update(item.attrs.get("security_groups") or [])
+            scope["subnet_ids"].update(item.attrs.get("subnets") or [])
+    return {k: sorted(v) for k, v in scope.items()}
+
+
+def observe_for_teardown(aws: AwsContext, stack: str, *, account: str | None = None) -> ObservedState:
+    """:func:`observe`, plus every Lambda ENI in the stack's network scope and the gateway
+    endpoints of duplicate VPCs (as ``s3-endpoint`` duplicates)."""
+    state = observe(aws, stack, account=account)
+    for vpc in [d for d in state.duplicates if d.kind == "vpc"]:
+        for item in ec2.find_vpc_endpoints(aws, vpc.id):
+            state.duplicates.append(Observed("s3-endpoint", "vpc-endpoint", item["VpcEndpointId"],
+                                             state=str(item.get("State", "")), tags=tag_dict(item.get("Tags")),
+                                             attrs={"vpc": item["VpcId"], "service_name": item["ServiceName"],
+                                                    "route_tables": sorted(item.get("RouteTableIds", []))}))
+    scope = network_scope(state)
+    state.lambda_enis = ec2.stack_lambda_enis(aws, **scope) if any(scope.values()) else []
+    return state
