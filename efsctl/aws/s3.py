@@ -219,6 +219,15 @@ def remove_lambda_notifications(aws: AwsContext, name: str, *, function_arn: str
 
 
 @aws_call
+def delete_bucket_policy(aws: AwsContext, name: str) -> None:
+    try:
+        _s3(aws).delete_bucket_policy(Bucket=name)
+    except Exception as exc:
+        if not is_code(exc, "NoSuchBucket", "NoSuchBucketPolicy"):
+            raise
+
+
+@aws_call
 def delete_bucket(aws: AwsContext, name: str) -> bool:
     """Delete the (empty) bucket; ``BucketNotEmpty`` propagates."""
     try:

@@ -46,9 +46,14 @@ RESUME_HINT = "Run `efsctl down` again to finish: it finds what is left by tag a
 
 # Model keys whose resources go with another's deletion.
 ABSORBED = {"api-integration": "api", "api-routes": "api", "api-stage": "api"}
-# Deletion edges the model states one way and AWS needs another: the Lambda security group is
+# Deletion edges the model states one way and AWS needs another. The Lambda security group is
 # referenced by the EFS group's NFS rule, so it waits for that rule's revocation, not the group.
-EDGE_OVERRIDES = {("sg-lambda", "sg-efs"): "sg-efs:ingress"}
+# A role's policy naming the file system's ARN does not keep the file system alive (``None``:
+# no wait), which keeps the file system off the ENI-bound critical path.
+EDGE_OVERRIDES: dict[tuple[str, str], str | None] = {
+    ("sg-lambda", "sg-efs"): "sg-efs:ingress",
+    **{("efs", f"role-{which}"): None for which in FUNCTIONS},
+}
 # Steps that are not model resources, and what they wait for.
 ENI_TASK = "lambda-enis"
 ENI_GATED = ("role-producer", "role-consumer", "sg-lambda", "subnet-a", "subnet-b")
@@ -121,7 +126,7 @@ def teardown_graph(dependents: dict[str, set[str]]) -> dict[str, tuple[str, set[
     for key, users in dependents.items():
         if key in ABSORBED:
             continue
-        waits = {EDGE_OVERRIDES.get((key, user), _task_of(user)) for user in users} - {key}
+        waits = {EDGE_OVERRIDES.get((key, user), _task_of(user)) for user in users} - {key, None}
         graph[key] = (kinds[key], waits)
     detaches = {detach_key(which) for which in FUNCTIONS}
     for which in FUNCTIONS:
@@ -294,9 +299,16 @@ class TeardownResult:
     results: dict[str, TaskResult] = field(default_factory=dict)
     waits: dict[str, float] = field(default_factory=dict)
     counts: dict[str, int] = field(default_factory=dict)
-    error: BaseException | None = None
-    failed_key: str | None = None
+    errors: list[tuple[str, BaseException]] = field(default_factory=list)  # (task, error), first first
     elapsed: float = 0.0
+
+    @property
+    def error(self) -> BaseException | None:
+        return self.errors[0][1] if self.errors else None
+
+    @property
+    def failed_key(self) -> str | None:
+        return self.errors[0][0] if self.errors else None
 
     @property
     def left(self) -> list[Task]:
@@ -309,26 +321,31 @@ class TeardownResult:
         return {t.key: t.to_dict() for t in left.values() if t.key in self.plan.observed.resources}
 
     def raise_for_error(self) -> None:
+        """One error saying what failed first, how many more did, and exactly what is left."""
         if self.error is None:
             return
         left = [f"{t.key} ({t.ids})" if t.targets else t.key for t in self.left]
-        message = getattr(self.error, "message", None) or str(self.error)
-        if isinstance(self.error, WaitTimeout) or (isinstance(self.error, AwsError)
-                                                   and self.error.code == "DependencyViolation"):
-            hint = ("AWS releases Lambda's network interfaces asynchronously (up to 20 minutes, sometimes more). "
-                    + RESUME_HINT)
+        message = (getattr(self.error, "message", None) or str(self.error) or type(self.error).__name__).rstrip(".")
+        others = [key for key, _ in self.errors[1:]]
+        if others:
+            message += f" (and {len(others)} more failed: {', '.join(others)})"
+        if self.failed_key == ENI_TASK or getattr(self.error, "code", "") == "DependencyViolation":
+            hint = "AWS releases Lambda's network interfaces asynchronously (up to 20 minutes, sometimes more). "
         else:
-            hint = getattr(self.error, "hint", None) or RESUME_HINT
-            if RESUME_HINT not in hint:
-                hint = f"{hint} {RESUME_HINT}"
-        raise EfsctlError(f"{message.rstrip('.')}. Still left: {'; '.join(left) or 'nothing'}.",
-                          hint) from self.error
+            hint = (getattr(self.error, "hint", None) or "").rstrip(".") + ". " if getattr(self.error, "hint", None) \
+                else ""
+        raise EfsctlError(f"{message}. Still left: {'; '.join(left) or 'nothing'}.", hint + RESUME_HINT) \
+            from self.error
 
 
 def run_teardown(plan: TeardownPlan, aws: AwsContext, *, timeout: float = DEFAULT_TIMEOUT,
                  clock: Clock | None = None, reporter: Reporter | None = None, workers: int = 8) -> TeardownResult:
-    """Run every task once its dependencies are done, concurrently. The first failure stops
-    new tasks and cancels the waits still running; the result says what finished."""
+    """Run every task once its dependencies are done, concurrently, until ``timeout`` seconds.
+
+    A failed task holds back only what depends on it: everything else still goes, so a re-run
+    has as little left as possible. A fatal interruption (Ctrl-C, or anything that is not an
+    ``Exception``) cancels the waits still running and starts nothing new.
+    """
     from efsctl.stack.teardown_steps import STEPS
 
     clock = clock or Clock()
@@ -339,6 +356,7 @@ def run_teardown(plan: TeardownPlan, aws: AwsContext, *, timeout: float = DEFAUL
     deadline = start + timeout
     result = TeardownResult(plan)
     waiting_on = {k: set(t.deps) for k, t in plan.tasks.items()}
+    failed: set[str] = set()
     lock = threading.Lock()
 
     def run(task: Task) -> TaskResult:
@@ -359,7 +377,8 @@ def run_teardown(plan: TeardownPlan, aws: AwsContext, *, timeout: float = DEFAUL
     running: dict[Future[TaskResult], Task] = {}
     try:
         while True:
-            if result.error is None:
+            if not cancelled.is_set():
+                _hold_back(waiting_on, failed)
                 for key in [k for k, deps in waiting_on.items() if not deps]:
                     del waiting_on[key]
                     running[pool.submit(run, plan.tasks[key])] = plan.tasks[key]
@@ -375,19 +394,34 @@ def run_teardown(plan: TeardownPlan, aws: AwsContext, *, timeout: float = DEFAUL
                     for deps in waiting_on.values():
                         deps.discard(task.key)
                     reporter.task_finished(task, done.detail, done.elapsed)
-                elif result.error is None and not isinstance(error, Cancelled):
-                    result.error, result.failed_key = error, task.key
+                    continue
+                failed.add(task.key)
+                if isinstance(error, Cancelled):
+                    continue
+                result.errors.append((task.key, error))
+                reporter.task_failed(task, error, clock.now() - start)
+                if not isinstance(error, Exception):
                     cancelled.set()
-                    reporter.task_failed(task, error, clock.now() - start)
     except BaseException:
         cancelled.set()
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
-    if result.error is None and waiting_on:
-        result.error = RuntimeError(f"teardown has unsatisfiable dependencies: {sorted(waiting_on)}")
+    if not result.errors and waiting_on and not failed:
+        result.errors.append(("", RuntimeError(f"teardown has unsatisfiable dependencies: {sorted(waiting_on)}")))
     result.elapsed = clock.now() - start
     return result
+
+
+def _hold_back(waiting_on: dict[str, set[str]], failed: set[str]) -> None:
+    """Drop the tasks that depend, directly or not, on a failed one: they cannot run now."""
+    changed = True
+    while changed:
+        changed = False
+        for key in [k for k, deps in waiting_on.items() if deps & failed]:
+            del waiting_on[key]
+            failed.add(key)
+            changed = True
 
 
 # --- the pipeline ----------------------------------------------------------------------------

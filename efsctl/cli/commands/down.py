@@ -11,6 +11,7 @@ from efsctl.errors import ConfigError, EfsctlError
 
 if TYPE_CHECKING:
     from efsctl.stack.teardown import Task, TeardownPlan, TeardownResult
+    from efsctl.state import StackState
 
 
 def down(
@@ -51,7 +52,7 @@ def down(
         if local:
             _stop_local_cloud(app)
         state_deleted = app.store.delete(app.stack)
-    _render(app, json_out, state.target if state else "aws", plan, result, state_deleted, local)
+    _render(app, json_out, state, plan, result, state_deleted, local)
 
 
 def parse_duration(text: str) -> float:
@@ -106,7 +107,10 @@ def _confirm(app: AppContext, plan: "TeardownPlan | None", contents: tuple[int, 
     if local:
         console.info("The stack's local cloud is stopped and its data removed." if plan is not None else
                      "The stack's local cloud is not running (its resources went with it): its data is removed.")
-    what = f"{len(resources)} resources" + (" and the local cloud" if local else "")
+    if plan is None:
+        what = "its local cloud's data"
+    else:
+        what = f"{len(resources)} resources" + (" and the local cloud" if local else "")
     if not typer.confirm(f"Delete stack {app.stack!r} ({what})?", default=False, err=True):
         console.info("Nothing was deleted.")
         raise typer.Exit(1)
@@ -136,7 +140,7 @@ class ConsoleReporter:
         self.console.progress(what, elapsed, detail)
 
 
-def _render(app: AppContext, json_out: bool, target: str, plan: "TeardownPlan | None",
+def _render(app: AppContext, json_out: bool, state: "StackState | None", plan: "TeardownPlan | None",
             result: "TeardownResult | None", state_deleted: bool, local: bool) -> None:
     from efsctl.stack.teardown import summary
 
@@ -144,8 +148,9 @@ def _render(app: AppContext, json_out: bool, target: str, plan: "TeardownPlan | 
                                            "bytes_deleted": 0, "left": [], "seconds": 0.0}
     if json_out:
         observed = plan.observed if plan else None
-        app.console.emit_json({"stack": app.stack, "target": target, "region": observed.region if observed else None,
-                               "account": observed.account if observed else None, **body,
+        app.console.emit_json({"stack": app.stack, "target": state.target if state else "aws",
+                               "region": observed.region if observed else state.region if state else None,
+                               "account": observed.account if observed else state.account if state else None, **body,
                                "local_cloud_stopped": local, "state_file_deleted": state_deleted})
         return
     waited = body["waits"].get("lambda-enis")
