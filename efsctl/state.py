@@ -36,6 +36,7 @@ class StackState:
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
     local: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)  # operator choices given to `up` (memory...)
     updated_at: float = 0.0
     schema: int = SCHEMA
 

@@ -44,7 +44,8 @@ def get_role(aws: AwsContext, name: str) -> dict[str, Any] | None:
 
 @aws_call
 def create_role(aws: AwsContext, name: str, *, trust: Mapping[str, Any], description: str,
-                tags: Mapping[str, str]) -> dict[str, Any]:
+                tags: Mapping[str, str]) -> tuple[dict[str, Any], bool]:
+    """``(role, created)``: ``created`` is False when the role already existed."""
     try:
         role = dict(_iam(aws).create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust),
                                           Description=description, Tags=tag_list(tags))["Role"])
@@ -52,11 +53,11 @@ def create_role(aws: AwsContext, name: str, *, trust: Mapping[str, Any], descrip
         existing = get_role(aws, name) if is_code(exc, "EntityAlreadyExists") else None
         if existing is None:
             raise
-        return existing
+        return existing, False
     # IAM reads can lag a fresh create: answer from the create's own response.
     role["AssumeRolePolicyDocument"] = dict(trust)
     role["Tags"] = dict(tags)
-    return role
+    return role, True
 
 
 @aws_call

@@ -25,12 +25,15 @@ def get_log_group(aws: AwsContext, name: str) -> dict[str, Any] | None:
 
 
 @aws_call
-def create_log_group(aws: AwsContext, name: str, tags: Mapping[str, str]) -> None:
+def create_log_group(aws: AwsContext, name: str, tags: Mapping[str, str]) -> bool:
+    """Create the group; ``False`` if it already existed (an invocation re-creates it)."""
     try:
         _logs(aws).create_log_group(logGroupName=name, tags=dict(tags))
+        return True
     except Exception as exc:
         if not is_code(exc, "ResourceAlreadyExistsException"):
             raise
+        return False
 
 
 @aws_call

@@ -33,15 +33,17 @@ def bucket_status(aws: AwsContext, name: str) -> str:
 
 
 @aws_call
-def create_bucket(aws: AwsContext, name: str, region: str) -> None:
+def create_bucket(aws: AwsContext, name: str, region: str) -> bool:
+    """Create the bucket; ``False`` if this account already had it."""
     params: dict[str, Any] = {"Bucket": name}
     if region != "us-east-1":  # us-east-1 rejects an explicit LocationConstraint
         params["CreateBucketConfiguration"] = {"LocationConstraint": region}
     try:
         _s3(aws).create_bucket(**params)
+        return True
     except Exception as exc:
         if is_code(exc, "BucketAlreadyOwnedByYou"):
-            return
+            return False
         if is_code(exc, "BucketAlreadyExists"):
             raise AwsError(f"The bucket name {name} is taken by another AWS account.",
                            "Pick another stack name with --stack.", code="BucketAlreadyExists",

@@ -31,6 +31,23 @@ CallHook = Callable[[str, str, dict], None]
 """``hook(service, operation, params)``, called before every API call."""
 
 
+_LOADER: Any = None
+
+
+def _botocore_session() -> Any:
+    """A botocore session sharing one data loader per process, so service models (EC2's is
+    large) are parsed once however many contexts are made."""
+    global _LOADER
+    import botocore.loaders
+    import botocore.session
+
+    if _LOADER is None:
+        _LOADER = botocore.loaders.create_loader()
+    session = botocore.session.Session()
+    session.register_component("data_loader", _LOADER)
+    return session
+
+
 class AwsContext:
     """One target account/region/endpoint; hands out cached clients."""
 
@@ -66,7 +83,7 @@ class AwsContext:
                 if self._credentials:
                     kwargs.update(self._credentials)
                 try:
-                    self._session = boto3.Session(**kwargs)
+                    self._session = boto3.Session(botocore_session=_botocore_session(), **kwargs)
                 except Exception as exc:  # ProfileNotFound and friends
                     raise ConfigError(f"Cannot load AWS profile {self._profile!r}: {exc}.") from None
             return self._session

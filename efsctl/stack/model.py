@@ -110,6 +110,9 @@ def _walk_refs(value: Any) -> Iterator[Ref]:
     elif isinstance(value, (list, tuple)):
         for item in value:
             yield from _walk_refs(item)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            yield from _walk_refs(getattr(value, f.name))
 
 
 def _resolve_value(value: Any, lookup: Lookup) -> Any:
@@ -125,6 +128,9 @@ def _resolve_value(value: Any, lookup: Lookup) -> Any:
         return tuple(_resolve_value(v, lookup) for v in value)
     if isinstance(value, list):
         return [_resolve_value(v, lookup) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{f.name: _resolve_value(getattr(value, f.name), lookup)
+                                             for f in dataclasses.fields(value) if f.init})
     return value
 
 
@@ -142,6 +148,8 @@ def has_unknown(value: Any) -> bool:
         return any(has_unknown(v) for v in value.values())
     if isinstance(value, (list, tuple)):
         return any(has_unknown(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(has_unknown(getattr(value, f.name)) for f in dataclasses.fields(value))
     return False
 
 

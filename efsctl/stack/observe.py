@@ -112,7 +112,7 @@ def _by_resource_key(items: list[dict[str, Any]]) -> dict[str, list[dict[str, An
     return grouped
 
 
-def _rule(rule: dict[str, Any]) -> dict[str, Any]:
+def sg_rule(rule: dict[str, Any]) -> dict[str, Any]:
     return {"rule_id": rule["SecurityGroupRuleId"], "protocol": str(rule.get("IpProtocol", "")).lower(),
             "from_port": rule.get("FromPort"), "to_port": rule.get("ToPort"),
             "source_group": (rule.get("ReferencedGroupInfo") or {}).get("GroupId"),
@@ -179,8 +179,8 @@ def observe_network(aws: AwsContext, names: Names, state: ObservedState) -> None
         observed = Observed(key, "security-group", item["GroupId"], arn=item.get("SecurityGroupArn"),
                             name=item["GroupName"], tags=tag_dict(item.get("Tags")),
                             attrs={"vpc": item["VpcId"], "group_name": item["GroupName"],
-                                   "ingress": [_rule(r) for r in group_rules if not r.get("IsEgress")],
-                                   "egress": [_rule(r) for r in group_rules if r.get("IsEgress")]})
+                                   "ingress": [sg_rule(r) for r in group_rules if not r.get("IsEgress")],
+                                   "egress": [sg_rule(r) for r in group_rules if r.get("IsEgress")]})
         state.add(observed) if primary else state.duplicates.append(observed)
 
 
@@ -242,7 +242,7 @@ def observe_roles(aws: AwsContext, names: Names, state: ObservedState) -> None:
                                   "attached_policies": sorted(iam.attached_policy_arns(aws, role["RoleName"]))}))
 
 
-def _statement(statement: dict[str, Any]) -> dict[str, Any]:
+def permission_attrs(statement: dict[str, Any]) -> dict[str, Any]:
     principal = statement.get("Principal")
     if isinstance(principal, dict):
         principal = principal.get("Service") or principal.get("AWS")
@@ -253,6 +253,28 @@ def _statement(statement: dict[str, Any]) -> dict[str, Any]:
             "action": statement.get("Action")}
 
 
+def function_observed(key: str, config: dict[str, Any], tags: dict[str, str]) -> Observed:
+    """An :class:`Observed` from GetFunction(Configuration)/CreateFunction/Update* output."""
+    vpc = config.get("VpcConfig") or {}
+    # moto omits FileSystemConfigs entirely: None means "not reported", [] means "none".
+    file_systems = config.get("FileSystemConfigs")
+    return Observed(
+        key, "function", config["FunctionName"], arn=config["FunctionArn"], name=config["FunctionName"],
+        state=config.get("State", ""), tags=dict(tags),
+        attrs={"role": config.get("Role"), "handler": config.get("Handler"), "runtime": config.get("Runtime"),
+               "architecture": (config.get("Architectures") or ["x86_64"])[0],
+               "memory": config.get("MemorySize"), "timeout": config.get("Timeout"),
+               "code_sha256": config.get("CodeSha256"),
+               "environment": (config.get("Environment") or {}).get("Variables") or {},
+               "subnets": sorted(vpc.get("SubnetIds") or []),
+               "security_groups": sorted(vpc.get("SecurityGroupIds") or []),
+               "vpc_id": vpc.get("VpcId") or None,
+               "file_systems": None if file_systems is None else
+               [{"arn": f.get("Arn"), "mount_path": f.get("LocalMountPath")} for f in file_systems],
+               "last_update_status": config.get("LastUpdateStatus", ""),
+               "state_reason": config.get("StateReason") or config.get("LastUpdateStatusReason") or ""})
+
+
 def observe_functions(aws: AwsContext, names: Names, state: ObservedState) -> None:
     permission_keys = {"producer": ("s3-permission", S3_STATEMENT_ID), "consumer": ("api-permission", API_STATEMENT_ID)}
     for which in FUNCTIONS:
@@ -260,30 +282,13 @@ def observe_functions(aws: AwsContext, names: Names, state: ObservedState) -> No
         if found is None:
             continue
         config = found["Configuration"]
-        vpc = config.get("VpcConfig") or {}
-        # moto omits FileSystemConfigs entirely: None means "not reported", [] means "none".
-        file_systems = config.get("FileSystemConfigs")
-        state.add(Observed(
-            f"fn-{which}", "function", config["FunctionName"], arn=config["FunctionArn"], name=config["FunctionName"],
-            state=config.get("State", ""), tags=dict(found["Tags"]),
-            attrs={"role": config.get("Role"), "handler": config.get("Handler"), "runtime": config.get("Runtime"),
-                   "architecture": (config.get("Architectures") or ["x86_64"])[0],
-                   "memory": config.get("MemorySize"), "timeout": config.get("Timeout"),
-                   "code_sha256": config.get("CodeSha256"),
-                   "environment": (config.get("Environment") or {}).get("Variables") or {},
-                   "subnets": sorted(vpc.get("SubnetIds") or []),
-                   "security_groups": sorted(vpc.get("SecurityGroupIds") or []),
-                   "vpc_id": vpc.get("VpcId") or None,
-                   "file_systems": None if file_systems is None else
-                   [{"arn": f.get("Arn"), "mount_path": f.get("LocalMountPath")} for f in file_systems],
-                   "last_update_status": config.get("LastUpdateStatus", ""),
-                   "state_reason": config.get("StateReason") or config.get("LastUpdateStatusReason") or ""}))
+        state.add(function_observed(f"fn-{which}", config, found["Tags"]))
         key, sid = permission_keys[which]
         statements = lambda_.policy_statements(aws, names.function(which))
         for statement in statements:
             if statement.get("Sid") == sid:
                 state.add(Observed(key, "permission", sid, name=sid,
-                                   attrs={"function": config["FunctionName"], **_statement(statement)}))
+                                   attrs={"function": config["FunctionName"], **permission_attrs(statement)}))
 
 
 def observe_log_groups(aws: AwsContext, names: Names, state: ObservedState) -> None:

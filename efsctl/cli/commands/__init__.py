@@ -5,6 +5,8 @@ Heavy imports (boto3, moto, rich) happen inside command bodies so ``--help`` sta
 
 # (command name, module in this package, function) in the order ``--help`` lists them.
 COMMANDS = [
+    ("up", "up", "up"),
+    ("plan", "plan", "plan"),
     ("status", "status", "status"),
     ("down", "down", "down"),
 ]

@@ -1,0 +1,109 @@
+"""The `up` pipeline: observe -> desired -> plan -> execute, readable in a few lines.
+
+``preview`` stops after the plan (``efsctl plan``, ``up --dry-run``: describe calls only);
+``deploy`` executes it. The operator's choices arrive as :class:`UpSettings`; everything else
+is derived, so the same settings against the same account always mean the same stack.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from efsctl.aws.session import AwsContext
+from efsctl.errors import ConfigError, EfsctlError
+from efsctl.stack import package as packaging
+from efsctl.stack.execute import Execution, Reporter, execute
+from efsctl.stack.model import (DEFAULT_ARCHITECTURE, DEFAULT_MEMORY, DEFAULT_VPC_CIDR, StackConfig, desired_stack,
+                                validate_memory, validate_vpc_cidr)
+from efsctl.stack.observe import Observed, ObservedState, observe
+from efsctl.stack.plan import Plan, plan
+from efsctl.waits import Clock
+
+ARCHITECTURES = ("arm64", "x86_64")
+
+
+@dataclass(frozen=True)
+class UpSettings:
+    """What the operator chose (``None``: the default, or what the stack already has)."""
+
+    vpc_cidr: str | None = None
+    memory: int | None = None
+    architecture: str | None = None
+
+    def validated(self) -> "UpSettings":
+        if self.vpc_cidr is not None:
+            validate_vpc_cidr(self.vpc_cidr)
+        if self.memory is not None:
+            validate_memory(self.memory)
+        if self.architecture is not None and self.architecture not in ARCHITECTURES:
+            raise ConfigError(f"--architecture must be one of {', '.join(ARCHITECTURES)}, not {self.architecture!r}.")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "UpSettings":
+        return cls(**{k: data[k] for k in ("vpc_cidr", "memory", "architecture") if data.get(k) is not None})
+
+
+def stack_config(observed: ObservedState, settings: UpSettings, code: packaging.Package) -> StackConfig:
+    vpc = observed.get("vpc")
+    cidr = settings.vpc_cidr or (vpc.attrs["cidr"] if vpc else DEFAULT_VPC_CIDR)
+    if vpc and settings.vpc_cidr and vpc.attrs["cidr"] != validate_vpc_cidr(settings.vpc_cidr):
+        raise ConfigError(f"Stack {observed.stack!r} already has its VPC on {vpc.attrs['cidr']}; a VPC's CIDR "
+                          f"cannot change to {settings.vpc_cidr}.",
+                          "Drop --vpc-cidr, or `efsctl down` first to rebuild the stack on another block.")
+    return StackConfig(stack=observed.stack, region=observed.region, account=observed.account,
+                       code=code.zip_bytes, code_sha256=code.sha256, zones=observed.zones[:2],
+                       vpc_cidr=validate_vpc_cidr(cidr), memory=settings.memory or DEFAULT_MEMORY,
+                       architecture=settings.architecture or DEFAULT_ARCHITECTURE)
+
+
+@dataclass
+class Preview:
+    plan: Plan
+    observed: ObservedState
+    config: StackConfig
+
+
+@dataclass
+class Deployment:
+    preview: Preview
+    execution: Execution
+    resources: dict[str, Observed] = field(default_factory=dict)
+
+    def outputs(self, api_url: str | None = None) -> dict[str, Any]:
+        return stack_outputs(self.preview.config, self.resources, api_url)
+
+
+def stack_outputs(config: StackConfig, resources: dict[str, Observed], api_url: str | None = None) -> dict[str, Any]:
+    """What other commands need: names, ids and the API URL (``api_url`` overrides AWS's)."""
+    n = config.names
+    api = resources.get("api")
+    ids = {k: resources[k].id for k in ("vpc", "efs", "access-point") if k in resources}
+    return {"api_url": api_url or (n.api_url(api.id) if api else None), "api_id": api.id if api else None,
+            "bucket": n.bucket, "producer": n.function("producer"), "consumer": n.function("consumer"),
+            "log_groups": {w: n.log_group(w) for w in ("producer", "consumer")},
+            "vpc_id": ids.get("vpc"), "file_system_id": ids.get("efs"), "access_point_id": ids.get("access-point"),
+            "region": config.region, "account": config.account}
+
+
+def preview(aws: AwsContext, stack: str, settings: UpSettings, *, code: packaging.Package | None = None) -> Preview:
+    """Observe and plan; describe calls only."""
+    observed = observe(aws, stack)
+    config = stack_config(observed, settings.validated(), code or packaging.build())
+    return Preview(plan(desired_stack(config), observed), observed, config)
+
+
+def deploy(aws: AwsContext, stack: str, settings: UpSettings, *, code: packaging.Package | None = None,
+           clock: Clock | None = None, reporter: Reporter | None = None) -> Deployment:
+    """Converge the stack. A failed step does not raise here: the result carries it
+    (``execution.error``) with everything done so far; call ``execution.raise_for_error()``."""
+    seen = preview(aws, stack, settings, code=code)
+    if seen.plan.blockers:
+        raise EfsctlError(seen.plan.blockers[0], "Nothing was changed.")
+    execution = execute(seen.plan, aws, seen.config.names, clock=clock, reporter=reporter)
+    resources = {**seen.observed.resources, **execution.resources}
+    return Deployment(seen, execution, resources)

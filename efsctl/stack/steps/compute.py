@@ -1,0 +1,200 @@
+"""Steps for the functions and what surrounds them: roles, log groups, the functions, their
+invoke permissions and the bucket notification."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from efsctl.aws import iam, lambda_, logs, s3
+from efsctl.errors import AwsError
+from efsctl.stack.drift import FUNCTION_CONFIG_FIELDS, Drift, missing_tags
+from efsctl.stack.model import BucketNotification, Function, LogGroup, Permission, Role
+from efsctl.stack.observe import Observed, function_observed, permission_attrs
+from efsctl.stack.steps import Step, StepContext, message_retryable
+from efsctl.waits import Outcome
+
+# CreateFunction/UpdateFunctionConfiguration errors that mean "not yet", not "no" (AWS-RULES 3, 5, 10).
+NOT_YET = message_retryable(
+    "cannot be assumed by Lambda",
+    "does not have permissions to call CreateNetworkInterface",
+    "not all are in the available life cycle state yet",
+    codes=("InvalidParameterValueException",))
+# One update at a time: another update (or a create) still in progress (AWS-RULES 9).
+IN_PROGRESS = message_retryable("update is in progress", "cannot be performed at this time",
+                                codes=("ResourceConflictException",))
+S3_NOT_YET = message_retryable("Unable to validate the following destination configurations")
+
+PROPAGATION_TIMEOUT = 600.0  # IAM propagation (Chalice: 150 s; Terraform: 15 min) and mount targets
+CONFLICT_TIMEOUT = 600.0
+S3_VALIDATE_TIMEOUT = 60.0
+
+
+def _either(*checks):
+    def check(exc: BaseException) -> str | None:
+        return next((reason for reason in (c(exc) for c in checks) if reason is not None), None)
+
+    return check
+
+
+class RoleStep(Step):
+    def create(self, d: Role, ctx: StepContext) -> Observed:
+        role, created = iam.create_role(ctx.aws, d.name, trust=d.trust, description=d.description, tags=d.tags)
+        return Observed(d.key, d.kind, d.name, arn=role["Arn"], name=d.name, tags=dict(role.get("Tags") or {}),
+                        attrs={"trust": role["AssumeRolePolicyDocument"],
+                               "policy": None if created else iam.get_inline_policy(ctx.aws, d.name, d.policy_name),
+                               "inline_policies": [], "attached_policies": []})
+
+    def update(self, d: Role, o: Observed, drift: Drift, ctx: StepContext) -> Observed:
+        fields = drift.fields()
+        if "trust" in fields:
+            iam.set_trust_policy(ctx.aws, d.name, d.trust)
+        if "policy" in fields:
+            iam.put_inline_policy(ctx.aws, d.name, d.policy_name, d.policy)
+        missing = missing_tags(d, o)
+        if missing:
+            iam.tag_role(ctx.aws, d.name, missing)
+            o.tags.update(missing)
+        return o
+
+
+class LogGroupStep(Step):
+    def create(self, d: LogGroup, ctx: StepContext) -> Observed:
+        if not logs.create_log_group(ctx.aws, d.name, d.tags):
+            group = logs.get_log_group(ctx.aws, d.name) or {}
+            return Observed(d.key, d.kind, d.name, arn=group.get("logGroupArn"), name=d.name,
+                            tags=dict(group.get("tags") or {}), attrs={"retention_days": group.get("retentionInDays")})
+        return Observed(d.key, d.kind, d.name, arn=ctx.names.log_group_arn(d.key.removeprefix("log-")), name=d.name,
+                        tags=dict(d.tags), attrs={"retention_days": None})
+
+    def update(self, d: LogGroup, o: Observed, drift: Drift, ctx: StepContext) -> Observed:
+        if "retention_days" in drift.fields():
+            logs.set_retention(ctx.aws, d.name, d.retention_days)
+        missing = missing_tags(d, o)
+        if missing:
+            logs.tag_log_group(ctx.aws, d.name, missing)
+            o.tags.update(missing)
+        return o
+
+
+def function_config(d: Function) -> dict[str, Any]:
+    """What UpdateFunctionConfiguration takes (and CreateFunction, with code and tags)."""
+    return {"Role": d.role, "Handler": d.handler, "Runtime": d.runtime, "MemorySize": d.memory, "Timeout": d.timeout,
+            "Description": f"efsctl: {d.key.removeprefix('fn-')}",
+            "Environment": {"Variables": dict(d.environment)},
+            "VpcConfig": {"SubnetIds": list(d.subnets), "SecurityGroupIds": list(d.security_groups)},
+            "FileSystemConfigs": [{"Arn": d.access_point, "LocalMountPath": d.mount_path}]}
+
+
+class FunctionStep(Step):
+    timeout = 900.0  # Pending -> Active takes about a minute for a VPC function
+
+    def ready(self, o: Observed | None) -> bool:
+        return (o is not None and o.state in ("Active", "Inactive")
+                and o.attrs.get("last_update_status") != "InProgress")
+
+    def create(self, d: Function, ctx: StepContext) -> Observed:
+        spec = {"FunctionName": d.name, "PackageType": "Zip", "Code": {"ZipFile": d.code},
+                "Architectures": [d.architecture], "Tags": dict(d.tags), **function_config(d)}
+        created = ctx.retry(lambda: lambda_.create_function(ctx.aws, spec), what=f"{d.key} create",
+                            retryable=NOT_YET, timeout=PROPAGATION_TIMEOUT)
+        if created is None:  # it exists: compare it as it is
+            found = lambda_.get_function(ctx.aws, d.name)
+            if found is None:
+                raise AwsError(f"Lambda reported {d.name} as existing, then as missing.", "Run `efsctl up` again.")
+            return function_observed(d.key, found["Configuration"], found["Tags"])
+        return function_observed(d.key, created, d.tags)
+
+    def update(self, d: Function, o: Observed, drift: Drift, ctx: StepContext) -> Observed:
+        fields = drift.fields()
+        if fields & {"code", "architecture"}:
+            response = ctx.retry(lambda: lambda_.update_code(ctx.aws, d.name, d.code, d.architecture),
+                                 what=f"{d.key} code", retryable=IN_PROGRESS, timeout=CONFLICT_TIMEOUT)
+            o = self.settle(d, function_observed(d.key, response, o.tags), ctx)
+        if fields & set(FUNCTION_CONFIG_FIELDS):
+            config = function_config(d)
+            response = ctx.retry(lambda: lambda_.update_configuration(ctx.aws, d.name, config),
+                                 what=f"{d.key} configuration", retryable=_either(IN_PROGRESS, NOT_YET),
+                                 timeout=CONFLICT_TIMEOUT)
+            o = self.settle(d, function_observed(d.key, response, o.tags), ctx)
+        missing = missing_tags(d, o)
+        if missing:
+            lambda_.tag_function(ctx.aws, o.arn or d.name, missing)
+            o.tags.update(missing)
+        return o
+
+    def settle(self, d: Function, o: Observed, ctx: StepContext) -> Observed:
+        if self.ready(o):
+            return o
+
+        def check() -> Outcome[dict[str, Any]]:
+            config = lambda_.function_configuration(ctx.aws, d.name)
+            if config is None:
+                raise AwsError(f"Function {d.name} disappeared while efsctl waited for it.", "Run `efsctl up` again.")
+            state, update = config.get("State", ""), config.get("LastUpdateStatus", "")
+            if state == "Failed" or update == "Failed":
+                reason = config.get("StateReason") or config.get("LastUpdateStatusReason") or "no reason given"
+                code = config.get("StateReasonCode") or config.get("LastUpdateStatusReasonCode") or ""
+                raise AwsError(f"Function {d.name} failed: {reason} {f'({code})' if code else ''}".rstrip() + ".",
+                               "Fix the cause, then run `efsctl up` again.")
+            done = state in ("Active", "Inactive") and update != "InProgress"
+            return Outcome(done=done, value=config, detail=f"{state}{', update ' + update if update else ''}")
+
+        config = ctx.wait(check, what=f"{d.key} {d.name}", timeout=self.timeout)
+        return function_observed(d.key, config or {}, o.tags) if config else o
+
+
+class PermissionStep(Step):
+    def create(self, d: Permission, ctx: StepContext) -> Observed:
+        try:
+            self._add(d, ctx)
+        except AwsError as exc:
+            if exc.code != "ResourceConflictException" or "already exists" not in exc.message:
+                raise
+            for statement in lambda_.policy_statements(ctx.aws, d.function):
+                if statement.get("Sid") == d.statement_id:
+                    return Observed(d.key, d.kind, d.statement_id, name=d.statement_id,
+                                    attrs={"function": d.function, **permission_attrs(statement)})
+            raise
+        return Observed(d.key, d.kind, d.statement_id, name=d.statement_id,
+                        attrs={"function": d.function, "principal": d.principal, "source_arn": d.source_arn,
+                               "source_account": d.source_account})
+
+    def update(self, d: Permission, o: Observed, drift: Drift, ctx: StepContext) -> Observed:
+        lambda_.remove_permission(ctx.aws, d.function, d.statement_id)
+        self._add(d, ctx)
+        o.attrs.update(principal=d.principal, source_arn=d.source_arn, source_account=d.source_account)
+        return o
+
+    def _add(self, d: Permission, ctx: StepContext) -> None:
+        ctx.retry(lambda: lambda_.add_permission(ctx.aws, d.function, statement_id=d.statement_id,
+                                                 principal=d.principal, source_arn=d.source_arn,
+                                                 source_account=d.source_account),
+                  what=f"{d.key}", retryable=IN_PROGRESS, timeout=CONFLICT_TIMEOUT)
+
+
+class NotificationStep(Step):
+    def create(self, d: BucketNotification, ctx: StepContext) -> Observed:
+        self._put(d, ctx)
+        return Observed(d.key, d.kind, d.config_id, attrs={"function": d.function, "events": sorted(d.events),
+                                                           "prefix": d.prefix, "config_id": d.config_id})
+
+    def update(self, d: BucketNotification, o: Observed, drift: Drift, ctx: StepContext) -> Observed:
+        self._put(d, ctx)
+        o.attrs.update(function=d.function, events=sorted(d.events), prefix=d.prefix)
+        return o
+
+    def _put(self, d: BucketNotification, ctx: StepContext) -> None:
+        # The call replaces the bucket's whole configuration: keep everything that is not ours.
+        current = s3.notification_configuration(ctx.aws, d.bucket)
+        others = [c for c in current.get("LambdaFunctionConfigurations", [])
+                  if c.get("Id") != d.config_id and c.get("LambdaFunctionArn") != d.function]
+        ours = {"Id": d.config_id, "LambdaFunctionArn": d.function, "Events": list(d.events),
+                "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": d.prefix}]}}}
+        config = {**current, "LambdaFunctionConfigurations": others + [ours]}
+        # Right after AddPermission S3 may not see it yet (AWS-RULES 13).
+        ctx.retry(lambda: s3.put_notification_configuration(ctx.aws, d.bucket, config), what=f"{d.key}",
+                  retryable=S3_NOT_YET, timeout=S3_VALIDATE_TIMEOUT)
+
+
+STEPS = {"role": RoleStep(), "log-group": LogGroupStep(), "function": FunctionStep(), "permission": PermissionStep(),
+         "bucket-notification": NotificationStep()}
