@@ -24,16 +24,17 @@ re-run after a crash (of `up` or `down`) observes what is left and finishes the 
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, TypeVar
 
 from efsctl.aws import s3
 from efsctl.aws.session import AwsContext
-from efsctl.errors import AwsError, EfsctlError, WaitTimeout
-from efsctl.stack.model import FUNCTIONS, StackConfig, desired_stack
+from efsctl.errors import EfsctlError
+from efsctl.stack.execute import _CancellableClock as CancellableClock  # the `up` executor's, shared
+from efsctl.stack.model import FUNCTIONS, KEYS, StackConfig, desired_stack
 from efsctl.stack.observe import Observed, ObservedState, network_scope, observe_for_teardown
+from efsctl.stack.steps import Cancelled
 from efsctl.waits import Clock, Outcome, Poll, retry, wait_until
 
 T = TypeVar("T")
@@ -99,40 +100,32 @@ class TeardownPlan:
 
 # --- planning (pure) -------------------------------------------------------------------------
 
-def model_dependents(stack: str, region: str, account: str) -> dict[str, set[str]]:
-    """For each model key, the keys that depend on it (what must go before it does)."""
-    dependents: dict[str, set[str]] = {}
-    for resource in desired_stack(StackConfig(stack=stack, region=region, account=account)):
-        dependents.setdefault(resource.key, set())
+Graph = dict[str, tuple[str, set[str]]]
+"""``{task: (kind, tasks that must finish before it starts)}``."""
+
+
+def model_graph(stack: str, region: str, account: str) -> Graph:
+    """The model walked backwards: each resource with its kind and the keys that depend on it
+    (which must be gone before it can go)."""
+    resources = desired_stack(StackConfig(stack=stack, region=region, account=account))
+    graph: Graph = {r.key: (r.kind, set()) for r in resources}
+    for resource in resources:
         for dep in resource.dependencies():
-            dependents.setdefault(dep, set()).add(resource.key)
-    return dependents
+            graph[dep][1].add(resource.key)
+    return graph
 
 
-def _task_of(key: str) -> str:
-    return ABSORBED.get(key, key)
-
-
-def teardown_graph(dependents: dict[str, set[str]]) -> dict[str, tuple[str, set[str]]]:
-    """Every possible task: ``{task: (kind, tasks it waits for)}``, from the model plus AWS's rules."""
-    kinds = {"vpc": "vpc", "subnet-a": "subnet", "subnet-b": "subnet", "route-table": "route-table",
-             "s3-endpoint": "endpoint", "sg-lambda": "security-group", "sg-efs": "security-group",
-             "efs": "file-system", "mt-a": "mount-target", "mt-b": "mount-target", "access-point": "access-point",
-             "bucket": "bucket", "s3-permission": "permission", "api-permission": "permission",
-             "s3-notification": "notification", "api": "api"}
-    for which in FUNCTIONS:
-        kinds.update({f"role-{which}": "role", f"log-{which}": "log-group", f"fn-{which}": "function"})
-    graph: dict[str, tuple[str, set[str]]] = {}
-    for key, users in dependents.items():
-        if key in ABSORBED:
-            continue
-        waits = {EDGE_OVERRIDES.get((key, user), _task_of(user)) for user in users} - {key, None}
-        graph[key] = (kinds[key], waits)
-    detaches = {detach_key(which) for which in FUNCTIONS}
+def teardown_graph(model: Graph) -> Graph:
+    """Every possible task: the reverse model graph plus AWS's extra steps and edges."""
+    graph: Graph = {}
+    for key, (kind, users) in model.items():
+        if key not in ABSORBED:
+            graph[key] = (kind, {EDGE_OVERRIDES.get((key, user), ABSORBED.get(user, user)) for user in users}
+                          - {key, None})
     for which in FUNCTIONS:
         graph[detach_key(which)] = ("detach", set())
         graph[f"fn-{which}"][1].add(detach_key(which))
-    graph[ENI_TASK] = ("enis", set(detaches))
+    graph[ENI_TASK] = ("enis", {detach_key(which) for which in FUNCTIONS})
     for key in ENI_GATED:
         graph[key][1].add(ENI_TASK)
     graph["sg-efs:ingress"] = ("sg-rule", {f"fn-{which}" for which in FUNCTIONS})
@@ -140,7 +133,7 @@ def teardown_graph(dependents: dict[str, set[str]]) -> dict[str, tuple[str, set[
     return graph
 
 
-def _prune(graph: dict[str, tuple[str, set[str]]], present: set[str]) -> dict[str, set[str]]:
+def _prune(graph: Graph, present: set[str]) -> dict[str, set[str]]:
     """Dependencies among the present tasks, keeping order through the absent ones."""
     memo: dict[str, set[str]] = {}
 
@@ -158,6 +151,22 @@ def _prune(graph: dict[str, tuple[str, set[str]]], present: set[str]) -> dict[st
     return {key: reach(key, frozenset({key})) for key in present}
 
 
+def deletion_order(deps: dict[str, set[str]]) -> list[str]:
+    """The tasks wave by wave (each wave needs only earlier ones), DESIGN order within a wave."""
+    rank = {key: i for i, key in enumerate(KEYS)}
+    order: list[str] = []
+    left = dict(deps)
+    while left:
+        wave = sorted((k for k, d in left.items() if d <= set(order)),
+                      key=lambda k: (rank.get(k.split(":")[0], len(rank)), k))
+        if not wave:
+            raise ValueError(f"teardown cycle among {sorted(left)}")
+        order += wave
+        for key in wave:
+            del left[key]
+    return order
+
+
 def _attached(function: Observed) -> bool:
     return bool(function.attrs.get("subnets") or function.attrs.get("security_groups")
                 or function.attrs.get("file_systems") or function.attrs.get("last_update_status") == "InProgress"
@@ -166,39 +175,29 @@ def _attached(function: Observed) -> bool:
 
 def plan_teardown(observed: ObservedState, *, keep_bucket: bool = False) -> TeardownPlan:
     """The deletions for what ``observed`` holds. Pure: no AWS calls."""
-    graph = teardown_graph(model_dependents(observed.stack, observed.region, observed.account))
+    graph = teardown_graph(model_graph(observed.stack, observed.region, observed.account))
     targets: dict[str, list[Observed]] = {}
     kept: list[Observed] = []
     for item in observed.ordered() + observed.duplicates:
         if item.key in ABSORBED:  # integration, routes and stage go with the API
             continue
-        key = "efs" if item.key not in graph else item.key  # extra mount targets: swept before the file system
+        key = item.key if item.key in graph else "efs"  # extra mount targets: swept before the file system
         if key == "bucket" and (keep_bucket or item.state == "foreign"):
             kept.append(item)
             continue
         targets.setdefault(key, []).append(item)
-    if observed.get("sg-efs") and observed.get("sg-efs").attrs.get("ingress"):
-        targets["sg-efs:ingress"] = [observed.get("sg-efs")]
+    efs_group = observed.get("sg-efs")
+    if efs_group is not None and efs_group.attrs.get("ingress"):
+        targets["sg-efs:ingress"] = [efs_group]
     for which in FUNCTIONS:
         function = observed.get(f"fn-{which}")
         if function is not None and _attached(function):
             targets[detach_key(which)] = [function]
-    network = any(network_scope(observed).values())
-    if observed.lambda_enis or network:
+    if observed.lambda_enis or any(network_scope(observed).values()):
         targets[ENI_TASK] = []
-    present = set(targets)
-    deps = _prune(graph, present)
-    tasks = {key: Task(key, graph[key][0], targets[key], deps[key]) for key in sorted(present, key=_order)}
+    deps = _prune(graph, set(targets))
+    tasks = {key: Task(key, graph[key][0], targets[key], deps[key]) for key in deletion_order(deps)}
     return TeardownPlan(observed, tasks, kept)
-
-
-def _order(key: str) -> tuple[int, str]:
-    """Display order: the documented teardown order."""
-    rank = ["s3-notification", "s3-permission", "api-permission", "api", "fn-producer:detach", "fn-consumer:detach",
-            "fn-producer", "fn-consumer", ENI_TASK, "role-producer", "role-consumer", "access-point", "mt-a", "mt-b",
-            "efs", "sg-efs:ingress", "sg-efs", "sg-lambda", "s3-endpoint", "route-table", "subnet-a", "subnet-b",
-            "vpc", "bucket", "log-producer", "log-consumer"]
-    return (rank.index(key) if key in rank else len(rank), key)
 
 
 # --- running ---------------------------------------------------------------------------------
@@ -220,29 +219,6 @@ class NullReporter:
 
     def waiting(self, task: Task, what: str, elapsed: float, detail: str) -> None:
         pass
-
-
-class Cancelled(Exception):
-    """Another step failed, so this one stopped waiting."""
-
-
-class _CancellableClock(Clock):
-    """The injected clock, whose sleeps end early (raising :class:`Cancelled`) once cancelled."""
-
-    def __init__(self, inner: Clock, cancelled: threading.Event) -> None:
-        super().__init__(now=inner.now, sleep=self._sleep)
-        self._inner = inner
-        self._cancelled = cancelled
-
-    def _sleep(self, seconds: float) -> None:
-        if self._cancelled.is_set():
-            raise Cancelled()
-        if self._inner.sleep is time.sleep:
-            self._cancelled.wait(seconds)
-        else:
-            self._inner.sleep(seconds)
-        if self._cancelled.is_set():
-            raise Cancelled()
 
 
 @dataclass
@@ -351,7 +327,7 @@ def run_teardown(plan: TeardownPlan, aws: AwsContext, *, timeout: float = DEFAUL
     clock = clock or Clock()
     reporter = reporter or NullReporter()
     cancelled = threading.Event()
-    step_clock = _CancellableClock(clock, cancelled)
+    step_clock = CancellableClock(clock, cancelled)
     start = clock.now()
     deadline = start + timeout
     result = TeardownResult(plan)
@@ -444,7 +420,8 @@ def summary(result: TeardownResult) -> dict[str, Any]:
     deleted = [{"key": t.key, "kind": t.kind, "id": t.id}
                for r in sorted(result.results.values(), key=lambda r: r.started)
                for t in r.task.targets if r.task.kind not in ("detach", "sg-rule")]
-    steps = [{"step": r.task.key, "detail": r.detail, "started": round(r.started, 3), "seconds": round(r.elapsed, 3)}
+    steps = [{"step": r.task.key, "detail": r.detail, "started": round(r.started, 3),
+              "finished": round(r.started + r.elapsed, 3), "seconds": round(r.elapsed, 3)}
              for r in sorted(result.results.values(), key=lambda r: r.started)]
     return {"deleted": deleted, "kept": [{"key": k.key, "kind": k.kind, "id": k.id} for k in result.plan.kept],
             "steps": steps, "waits": {k: round(v, 3) for k, v in sorted(result.waits.items())},
@@ -458,5 +435,5 @@ def bucket_contents(aws: AwsContext, plan: TeardownPlan) -> tuple[int, int] | No
     return s3.bucket_contents(aws, bucket.targets[0].id) if bucket and bucket.targets else None
 
 
-__all__ = ["DEFAULT_TIMEOUT", "Task", "bucket_contents", "TeardownPlan", "TeardownResult", "plan_teardown",
-           "prepare", "run_teardown", "summary", "teardown", "teardown_graph"]
+__all__ = ["DEFAULT_TIMEOUT", "Task", "TeardownPlan", "TeardownResult", "bucket_contents", "deletion_order",
+           "plan_teardown", "prepare", "run_teardown", "summary", "teardown", "teardown_graph"]

@@ -272,22 +272,24 @@ def delete_bucket(ctx: StepContext) -> str:
 
 
 STEPS: dict[str, Callable[[StepContext], str]] = {
-    "notification": remove_notification,
+    # by the model's resource kinds
+    "bucket-notification": remove_notification,
     "permission": remove_permission,
-    "api": delete_api,
-    "detach": detach_function,
+    "http-api": delete_api,
     "function": delete_function,
-    "enis": drain_enis,
     "role": delete_role,
     "log-group": delete_log_group,
     "access-point": delete_access_point,
     "mount-target": delete_mount_target,
-    "file-system": delete_file_system,
-    "sg-rule": revoke_sg_rule,
+    "efs": delete_file_system,
     "security-group": delete_security_group,
-    "endpoint": delete_endpoint,
+    "vpc-endpoint": delete_endpoint,
     "route-table": delete_route_table,
     "subnet": delete_subnet,
     "vpc": delete_vpc,
     "bucket": delete_bucket,
+    # the steps AWS adds
+    "detach": detach_function,
+    "enis": drain_enis,
+    "sg-rule": revoke_sg_rule,
 }
