@@ -390,21 +390,24 @@ def observe(aws: AwsContext, stack: str, *, account: str | None = None, workers:
 # VPC carrying our tags (or that VPC could never be deleted).
 
 def network_scope(state: ObservedState) -> dict[str, list[str]]:
-    """The stack's VPC, security-group and subnet ids (primaries, duplicates and what the
-    functions still reference): where Lambda's ENIs for this stack can live."""
+    """Where Lambda's ENIs for this stack can live: the stack's VPCs, plus the security groups
+    and subnets (its own, and those the functions still name) that are not inside one of them.
+    Usually just the VPC, so one describe call per look."""
     everything = state.ordered() + state.duplicates
-    scope: dict[str, set[str]] = {"vpc_ids": set(), "group_ids": set(), "subnet_ids": set()}
+    vpcs = {item.id for item in everything if item.kind == "vpc"}
+    groups: set[str] = set()
+    subnets: set[str] = set()
+    known: set[str] = set()
     for item in everything:
-        if item.kind == "vpc":
-            scope["vpc_ids"].add(item.id)
-        elif item.kind == "security-group":
-            scope["group_ids"].add(item.id)
-        elif item.kind == "subnet":
-            scope["subnet_ids"].add(item.id)
-        elif item.kind == "function":
-            scope["group_ids"].update(item.attrs.get("security_groups") or [])
-            scope["subnet_ids"].update(item.attrs.get("subnets") or [])
-    return {k: sorted(v) for k, v in scope.items()}
+        if item.kind in ("security-group", "subnet"):
+            known.add(item.id)
+            if item.attrs.get("vpc") not in vpcs:
+                (groups if item.kind == "security-group" else subnets).add(item.id)
+    for item in everything:
+        if item.kind == "function":
+            groups.update(set(item.attrs.get("security_groups") or []) - known)
+            subnets.update(set(item.attrs.get("subnets") or []) - known)
+    return {"vpc_ids": sorted(vpcs), "group_ids": sorted(groups), "subnet_ids": sorted(subnets)}
 
 
 def observe_for_teardown(aws: AwsContext, stack: str, *, account: str | None = None) -> ObservedState:

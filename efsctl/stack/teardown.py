@@ -237,11 +237,11 @@ class StepContext:
     def remaining(self) -> float:
         return max(0.0, self.deadline - self.clock.now())
 
-    def wait(self, check: Callable[[], Outcome[T]], *, what: str) -> T | None:
+    def wait(self, check: Callable[[], Outcome[T]], *, what: str, poll: Poll = TEARDOWN_POLL) -> T | None:
         """Poll ``check`` until done or the deadline; the time spent counts as this task's wait."""
         began = self.clock.now()
         try:
-            return wait_until(check, what=what, timeout=self.remaining(), clock=self.clock, poll=TEARDOWN_POLL,
+            return wait_until(check, what=what, timeout=self.remaining(), clock=self.clock, poll=poll,
                               progress=self.report, hint=RESUME_HINT)
         finally:
             self._waited(began)

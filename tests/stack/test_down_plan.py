@@ -133,3 +133,16 @@ def test_resources_lists_each_resource_once_in_design_order():
     resources = plan_teardown(observed()).resources()
     keys = [r.key for r in resources]
     assert keys == [k for k in KEYS if k not in ("api-integration", "api-routes", "api-stage")]
+
+
+def test_enis_are_looked_for_by_vpc_and_only_outside_it_by_group_or_subnet():
+    from efsctl.stack.observe import network_scope
+
+    state = ObservedState(stack="s", region="us-east-1", account="123456789012")
+    state.add(Observed("vpc", "vpc", "vpc-1"))
+    state.add(Observed("subnet-a", "subnet", "subnet-1", attrs={"vpc": "vpc-1"}))
+    state.add(Observed("sg-lambda", "security-group", "sg-1", attrs={"vpc": "vpc-1"}))
+    state.add(Observed("fn-producer", "function", "f", attrs={"subnets": ["subnet-1", "subnet-9"],
+                                                               "security_groups": ["sg-1"]}))
+    state.duplicates.append(Observed("sg-efs", "security-group", "sg-2", attrs={"vpc": "vpc-gone"}))
+    assert network_scope(state) == {"vpc_ids": ["vpc-1"], "group_ids": ["sg-2"], "subnet_ids": ["subnet-9"]}

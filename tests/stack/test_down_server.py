@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,35 @@ def test_killed_mid_way_then_run_again_leaves_nothing(cli, env, efsctl_home):
     result = cli("--stack", "srv-c", "down", "--yes")
     assert result.exit_code == 0, result
     assert nothing_left(env, "srv-c", vpcs) == {}
+
+
+class FakeLocalCloud(types.ModuleType):
+    """Stands in for efsctl.local: the plain moto server plays the stack's local cloud."""
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__("efsctl.local")
+        self.endpoint = endpoint
+        self.stopped: list[str] = []
+
+    def ensure_local_cloud(self, store, stack, console, **_):
+        return {"endpoint_url": self.endpoint, "gateway_url": "http://127.0.0.1:9", "pid": os.getpid()}
+
+    def local_cloud_health(self, store, stack):
+        return {"healthy": stack not in self.stopped, "endpoint_ok": stack not in self.stopped}
+
+    def stop_local_cloud(self, store, stack, console, clock=None):
+        self.stopped.append(stack)
+
+
+def test_a_local_stack_is_deleted_then_its_cloud_stopped(cli, server, efsctl_home, monkeypatch):
+    fake = FakeLocalCloud(server)
+    monkeypatch.setitem(sys.modules, "efsctl.local", fake)
+    result = cli("--stack", "srv-l", "up", "--local", "--json")
+    assert result.exit_code == 0, result
+    vpcs = (result.json()["outputs"]["vpc_id"],)
+    result = cli("--stack", "srv-l", "down", "--yes", "--json")
+    assert result.exit_code == 0, result
+    doc = result.json()
+    assert doc["target"] == "local" and doc["local_cloud_stopped"] and doc["left"] == []
+    assert fake.stopped == ["srv-l"] and not StateStore(efsctl_home).path("srv-l").exists()
+    assert nothing_left(server, "srv-l", vpcs) == {}

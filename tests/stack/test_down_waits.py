@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 from down_support import build, names, nothing_left
 from efsctl.errors import EfsctlError
 from efsctl.stack import teardown as td
+from efsctl.stack.teardown_steps import ENI_POLL
 from efsctl.waits import FakeClock
 
 LINGER = 120.0
@@ -83,8 +84,8 @@ def test_lingering_enis_hold_roles_and_network_until_released_and_down_ends_soon
     # roles only once the ENIs are gone; functions were detached at the very start
     assert linger.first("DeleteRole") >= LINGER and linger.first("DeleteRolePolicy") >= LINGER
     assert linger.first("UpdateFunctionConfiguration") == 0.0
-    # the ENI wait ends within 10% (+ the poll floor) of the release: adaptive polling
-    assert LINGER <= result.waits["lambda-enis"] <= LINGER * 1.05 + td.TEARDOWN_POLL.floor
+    # the ENI wait ends within a few percent (+ the poll floor) of the release: adaptive polling
+    assert LINGER <= result.waits["lambda-enis"] <= LINGER * (1 + ENI_POLL.fraction) + ENI_POLL.floor
     # progress named what it waited for: the live count of interfaces left
     assert any(what == "Lambda ENIs" and "2 Lambda network interfaces left (eni-linger0, eni-linger1)" in detail
                for what, _, detail in waits)
