@@ -17,11 +17,10 @@ from efsctl.stack.teardown import StepContext
 from efsctl.waits import Outcome, Poll
 
 Retryable = Callable[[BaseException], "str | None"]
-GONE_MOUNT_TARGET = {"deleted"}
+DELETING = {"deleting", "deleted"}  # EFS lifecycle states of something already on its way out
 # The ENI drain is `down`'s critical path: poll it closely (about 2% of the time waited so far)
 # so `down` ends within a few percent of the moment Lambda lets go of the last interface.
 ENI_POLL = Poll(floor=0.1, ceiling=10.0, fraction=0.02)
-GONE_FILE_SYSTEM = {"deleting", "deleted"}
 
 
 def _code(exc: BaseException) -> str:
@@ -80,14 +79,13 @@ def delete_api(ctx: StepContext) -> str:
 # --- functions and their network interfaces ------------------------------------------------
 
 def detach_function(ctx: StepContext) -> str:
-    """Empty VpcConfig (and no file system, which needs the VPC), then wait for the update."""
+    """Empty VpcConfig (and no file system, which needs the VPC), then wait for the update.
+
+    This only speeds things up (AWS-RULES 11): if Lambda refuses, deleting the function
+    releases its interfaces too, so the refusal is reported, not fatal.
+    """
     function = ctx.task.targets[0]
     name = function.name or function.id
-    if function.attrs.get("subnets") or function.attrs.get("security_groups") or function.attrs.get("file_systems"):
-        updated = ctx.retry(lambda: lambda_.detach_from_vpc(ctx.aws, name), what=f"{name} to accept an update",
-                            retryable=_update_in_progress)
-        if updated is None:
-            return "already gone"
 
     def check() -> Outcome[None]:
         config = lambda_.function_configuration(ctx.aws, name)
@@ -96,10 +94,20 @@ def detach_function(ctx: StepContext) -> str:
         status = config.get("LastUpdateStatus") or "Successful"
         if status == "Failed":
             raise AwsError(f"Lambda could not take {name} out of its VPC: "
-                           f"{config.get('LastUpdateStatusReason') or 'no reason given'}.")
+                           f"{config.get('LastUpdateStatusReason') or 'no reason given'}.", code="UpdateFailed")
         return Outcome(status == "Successful", detail=f"LastUpdateStatus {status}")
 
-    ctx.wait(check, what=f"{name} detached")
+    try:
+        if function.attrs.get("subnets") or function.attrs.get("security_groups") or function.attrs.get("file_systems"):
+            updated = ctx.retry(lambda: lambda_.detach_from_vpc(ctx.aws, name), what=f"{name} to accept an update",
+                                retryable=_update_in_progress)
+            if updated is None:
+                return "already gone"
+        ctx.wait(check, what=f"{name} detached")
+    except AwsError as exc:
+        if exc.code in ("AccessDenied", "AccessDeniedException"):
+            raise
+        return f"not detached ({exc.code or exc.message}); its deletion releases the interfaces instead"
     return "detached from the VPC"
 
 
@@ -152,24 +160,27 @@ def delete_access_point(ctx: StepContext) -> str:
     return _said([efs.delete_access_point(ctx.aws, point.id) for point in ctx.task.targets])
 
 
-def _delete_mount_targets(ctx: StepContext, ids: list[str], what: str) -> list[bool]:
-    """Delete the mount targets and wait until EFS no longer lists them (AWS: about 30 s)."""
-    done = [efs.delete_mount_target(ctx.aws, mt) for mt in ids]
+def _delete_mount_targets(ctx: StepContext, targets: list[tuple[str, str]], what: str) -> list[bool]:
+    """Delete the mount targets (``(id, lifecycle state)``; those already ``deleting`` are left
+    to finish) and wait until EFS no longer lists them (AWS: about 30 s)."""
+    done = [efs.delete_mount_target(ctx.aws, mt) for mt, state in targets if state not in DELETING]
+    ids = [mt for mt, _ in targets]
 
     def check() -> Outcome[None]:
         left = []
         for mt in ids:
             found = efs.describe_mount_target(ctx.aws, mt)
-            if found is not None and found.get("LifeCycleState") not in GONE_MOUNT_TARGET:
+            if found is not None and found.get("LifeCycleState") != "deleted":
                 left.append(f"{mt} {found.get('LifeCycleState', '')}".strip())
         return Outcome(not left, detail=", ".join(left))
 
     ctx.wait(check, what=what)
-    return done
+    return done or [False]
 
 
 def delete_mount_target(ctx: StepContext) -> str:
-    return _said(_delete_mount_targets(ctx, [mt.id for mt in ctx.task.targets], f"{ctx.task.key} deleted"))
+    return _said(_delete_mount_targets(ctx, [(mt.id, mt.state) for mt in ctx.task.targets],
+                                       f"{ctx.task.key} deleted"))
 
 
 def delete_file_system(ctx: StepContext) -> str:
@@ -177,10 +188,10 @@ def delete_file_system(ctx: StepContext) -> str:
     ``FileSystemInUse`` while EFS finishes removing them (AWS-RULES 26)."""
     done = []
     for fs in [t for t in ctx.task.targets if t.kind == "efs"]:
-        if fs.state in GONE_FILE_SYSTEM:
+        if fs.state in DELETING:
             continue
-        left = [mt["MountTargetId"] for mt in efs.mount_targets(ctx.aws, fs.id)
-                if mt.get("LifeCycleState") not in GONE_MOUNT_TARGET]
+        left = [(mt["MountTargetId"], mt.get("LifeCycleState", "")) for mt in efs.mount_targets(ctx.aws, fs.id)
+                if mt.get("LifeCycleState") != "deleted"]
         if left:
             _delete_mount_targets(ctx, left, f"mount targets of {fs.id} deleted")
         done.append(ctx.retry(lambda fs_id=fs.id: efs.delete_file_system(ctx.aws, fs_id), what=f"{fs.id} deletion",

@@ -93,6 +93,15 @@ def test_keep_bucket(cli, stack):
     assert f"Kept bucket {names(name).bucket}" in result.stdout
 
 
+def test_a_stale_state_file_with_nothing_left_is_just_removed(cli, moto_module, aws_credentials, efsctl_home):
+    StateStore(efsctl_home).save(StackState(stack="gone", region=REGION, account=ACCOUNT,
+                                            resources={"vpc": {"kind": "vpc", "id": "vpc-0123"}}))
+    result = cli("--stack", "gone", "down")  # no terminal, no --yes: nothing to confirm
+    assert result.exit_code == 0, result
+    assert "Nothing was left of stack gone" in result.stdout
+    assert not StateStore(efsctl_home).path("gone").exists()
+
+
 def test_a_bad_timeout_is_a_usage_error(cli, efsctl_home):
     result = cli("down", "--yes", "--timeout", "soon")
     assert result.exit_code == 2 and "--timeout 'soon' is not a duration" in result.stderr

@@ -130,3 +130,80 @@ def test_an_available_lambda_eni_left_behind_is_deleted(built):
     result.raise_for_error()
     assert nothing_left(aws, stack, vpc) == {}
     assert result.results["lambda-enis"].detail == "none left (1 deleted)"
+
+
+class Refuse:
+    """The next ``times`` calls of ``operation`` fail with ``code`` (as AWS does while busy)."""
+
+    def __init__(self, aws, service: str, operation: str, code: str, times: int, message: str = "busy") -> None:
+        self.left, self.code, self.message, self.calls = times, code, message, 0
+        aws.client(service).meta.events.register(f"before-call.{service}.{operation}", self)
+
+    def __call__(self, model, **_) -> None:
+        self.calls += 1
+        if self.left > 0:
+            self.left -= 1
+            raise ClientError({"Error": {"Code": self.code, "Message": self.message}}, model.name)
+
+
+class SlowMountTargetDeletion:
+    """After DeleteMountTarget, EFS lists the mount target as ``deleting`` for ``polls`` describes
+    (moto removes it at once; AWS takes about 30 s)."""
+
+    def __init__(self, aws, polls: int) -> None:
+        from botocore.awsrequest import AWSResponse
+
+        self.polls, self.deleted, self.events = polls, {}, []
+        self.ok = AWSResponse("", 200, {}, None)
+        client = aws.client("efs")
+        client.meta.events.register("before-call.efs.DeleteMountTarget", self._delete)
+        client.meta.events.register("before-call.efs.DescribeMountTargets", self._describe)
+        client.meta.events.register("before-call.efs.DeleteFileSystem",
+                                    lambda **_: self.events.append(("DeleteFileSystem", None)))
+
+    def _delete(self, params, **_) -> None:
+        mt = params["url_path"].rsplit("/", 1)[-1]
+        self.deleted[mt] = self.polls
+        self.events.append(("DeleteMountTarget", mt))
+
+    def _describe(self, params, **_):
+        query = params.get("query_string") or {}
+        mt = query.get("MountTargetId") if isinstance(query, dict) else None
+        if mt in self.deleted and self.deleted[mt] > 0:
+            self.deleted[mt] -= 1
+            self.events.append(("deleting", mt))
+            return self.ok, {"MountTargets": [{"MountTargetId": mt, "FileSystemId": "fs", "SubnetId": "s",
+                                               "LifeCycleState": "deleting", "OwnerId": "123456789012",
+                                               "IpAddress": "10.0.0.1", "NetworkInterfaceId": "eni-x"}]}
+        if mt in self.deleted:
+            self.events.append(("gone", mt))
+        return None
+
+
+def test_busy_and_slow_aws_is_waited_out(built):
+    """A function still updating, a detach Lambda refuses, mount targets slow to go, a file
+    system still in use, a bucket that got an object while emptying: all retried or waited."""
+    aws, stack, vpc, _, _ = built
+    pending = Refuse(aws, "lambda", "UpdateFunctionConfiguration", "ResourceConflictException", 2,
+                     "The operation cannot be performed at this time. The function is currently in the following "
+                     "state: Pending")
+    in_use = Refuse(aws, "efs", "DeleteFileSystem", "FileSystemInUse", 2)
+    not_empty = Refuse(aws, "s3", "DeleteBucket", "BucketNotEmpty", 1)
+    slow = SlowMountTargetDeletion(aws, polls=3)
+    result = td.teardown(aws, stack, clock=FakeClock())
+    result.raise_for_error()
+    assert nothing_left(aws, stack, vpc) == {}
+    assert pending.calls >= 4 and in_use.calls == 3 and not_empty.calls == 2
+    gone = max(i for i, (event, _) in enumerate(slow.events) if event == "gone")
+    assert [e for e, _ in slow.events].count("deleting") == 6
+    assert gone < [e for e, _ in slow.events].index("DeleteFileSystem")
+    assert result.waits["mt-a"] > 0 and result.waits["efs"] > 0 and result.waits["bucket"] > 0
+
+
+def test_a_detach_lambda_refuses_is_not_fatal_the_function_is_deleted_anyway(built):
+    aws, stack, vpc, _, _ = built
+    Refuse(aws, "lambda", "UpdateFunctionConfiguration", "InvalidParameterValueException", 2, "no")
+    result = td.teardown(aws, stack, clock=FakeClock())
+    result.raise_for_error()
+    assert nothing_left(aws, stack, vpc) == {}
+    assert result.results["fn-producer:detach"].detail.startswith("not detached (InvalidParameterValueException)")

@@ -18,8 +18,9 @@ def down(
     ctx: typer.Context,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking for confirmation.")] = False,
     keep_bucket: Annotated[bool, typer.Option("--keep-bucket", help="Keep the S3 bucket and its objects.")] = False,
-    timeout: Annotated[str, typer.Option("--timeout", metavar="DURATION", help="Give up after this long (e.g. 30m, 90s, 1h); "
-                                         "re-running `down` resumes.")] = "30m",
+    timeout: Annotated[str, typer.Option("--timeout", metavar="DURATION",
+                                         help="Give up waiting after this long (30m, 90s, 1h); a re-run resumes.")]
+    = "30m",
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Delete everything the stack owns; idempotent and resumable.
@@ -32,8 +33,8 @@ def down(
     seconds = parse_duration(timeout)
     from efsctl.stack import teardown as td
 
-    state = app.state()
     with app.store.lock(app.stack, "efsctl down"):
+        state = app.state()
         local = state is not None and state.is_local
         cloud_alive = _local_cloud_alive(app) if local else False
         aws = app.aws(state) if not local or cloud_alive else None
@@ -155,6 +156,10 @@ def _render(app: AppContext, json_out: bool, state: "StackState | None", plan: "
         return
     waited = body["waits"].get("lambda-enis")
     extra = f" (Lambda's network interfaces took {waited:.1f} s)" if waited else ""
-    app.console.success(f"Stack {app.stack} deleted: {len(body['deleted'])} resources in {body['seconds']:.1f} s{extra}.")
+    if body["deleted"]:
+        app.console.success(f"Stack {app.stack} deleted: {len(body['deleted'])} resources in {body['seconds']:.1f} s"
+                            f"{extra}.")
+    else:
+        app.console.success(f"Nothing was left of stack {app.stack}; its local records are removed.")
     for kept in body["kept"]:
         app.console.info(f"Kept {kept['key']} {kept['id']}.")
