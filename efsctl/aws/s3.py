@@ -6,6 +6,7 @@ import json
 from typing import Any, Mapping
 
 from efsctl.aws.errors import aws_call, error_code, is_code
+from efsctl.aws.paginate import paginate
 from efsctl.aws.session import AwsContext
 from efsctl.aws.tags import tag_dict, tag_list
 from efsctl.errors import AwsError
@@ -27,9 +28,11 @@ def bucket_status(aws: AwsContext, name: str) -> str:
         code = error_code(exc)
         if code in ("404", "NoSuchBucket", "NotFound"):
             return MISSING
-        if code in ("403", "AccessDenied", "Forbidden", "301", "PermanentRedirect"):
-            return FOREIGN
-        raise
+        if code not in ("403", "AccessDenied", "Forbidden", "301", "PermanentRedirect"):
+            raise
+    # 403 also means "ours, but this identity may not read it": ListBuckets tells the two apart.
+    owned = any(b["Name"] == name for b in paginate(_s3(aws), "list_buckets", "Buckets"))
+    return OWNED if owned else FOREIGN
 
 
 @aws_call

@@ -60,7 +60,7 @@ class AppContext:
             return AwsContext(region=s.region or LOCAL_REGION, endpoint_url=local_endpoint,
                               credentials=dict(LOCAL_CREDENTIALS))
         ctx = AwsContext(region=s.region or (state.region if state else None), profile=s.profile,
-                         endpoint_url=s.endpoint_url)
+                         endpoint_url=s.endpoint_url or (state.endpoint_url if state else None))
         ctx.require_credentials()
         return ctx
 

@@ -32,7 +32,7 @@ class ConsoleReporter:
             self.console.line("skip", result.key, f"{result.id}  in sync",
                               result.elapsed if result.elapsed >= 0.05 else None)
             return
-        detail = f"{DONE[result.verb]} {result.id}"
+        detail = f"{DONE.get(result.verb, result.verb)} {result.id}"
         if result.verb == "update":
             detail += f"  ({'; '.join(result.reasons)})"
         self.console.line("ok", result.key, detail, result.elapsed)

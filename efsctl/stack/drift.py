@@ -230,8 +230,9 @@ def diff_function(d: Function, o: Observed, drift: Drift) -> None:
     _compare(drift, "security_groups", sorted(d.security_groups, key=str), a["security_groups"], "security groups")
     if a["file_systems"] is not None and differs(function_file_systems(d), a["file_systems"]):
         drift.change("file_systems", f"mount {show(d.access_point)} at {d.mount_path}")
-    if o.state == "Failed":
-        drift.warnings.append(f"function {d.name} is Failed: {a.get('state_reason') or 'no reason given'}")
+    if o.state == "Failed" or a.get("last_update_status") == "Failed":
+        # Re-applying the configuration makes Lambda try again (say, once a role is fixed).
+        drift.change("state", f"Failed ({a.get('state_reason') or 'no reason given'}): apply the configuration again")
 
 
 def diff_permission(d: Permission, o: Observed, drift: Drift) -> None:

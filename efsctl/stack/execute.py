@@ -15,7 +15,7 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from efsctl.aws.session import AwsContext
 from efsctl.stack.drift import diff
@@ -125,8 +125,18 @@ def run_action(action: Action, ctx: StepContext, done: dict[str, Observed]) -> O
     return observed
 
 
+Runner = Callable[[Action, StepContext, dict[str, Observed]], Observed]
+
+
 def execute(plan: Plan, aws: AwsContext, names: Names, *, clock: Clock | None = None,
-            reporter: Reporter | None = None, workers: int = 8) -> Execution:
+            reporter: Reporter | None = None, workers: int = 8, runner: Runner = run_action) -> Execution:
+    """Run every action of ``plan``, each as soon as the actions it ``depends_on`` are done.
+
+    Never raises for a failed step: the returned :class:`Execution` holds the first error and
+    every result finished before it (``raise_for_error`` re-raises). Ctrl-C cancels the waits
+    and propagates. ``runner`` does one action (default: :func:`run_action`); another runner
+    with other verbs (a teardown's deletes, edges reversed) reuses the same scheduling.
+    """
     clock = clock or Clock()
     reporter = reporter or NullReporter()
     cancelled = threading.Event()
@@ -142,7 +152,7 @@ def execute(plan: Plan, aws: AwsContext, names: Names, *, clock: Clock | None = 
         reporter.step_started(action)
         ctx = StepContext(aws=aws, names=names, clock=step_clock, key=action.key,
                           progress=lambda what, elapsed, detail: reporter.waiting(action.key, what, elapsed, detail))
-        observed = run_action(action, ctx, done)
+        observed = runner(action, ctx, done)
         return StepResult(action.key, action.kind, action.verb, observed, clock.now() - began, action.reasons,
                           began - start)
 
@@ -155,7 +165,8 @@ def execute(plan: Plan, aws: AwsContext, names: Names, *, clock: Clock | None = 
             for key in ready:
                 del waiting_on[key]
                 action = actions[key]
-                if action.verb == SKIP and STEPS[action.kind].ready(action.observed):
+                if action.verb == SKIP and action.observed is not None and (
+                        action.kind not in STEPS or STEPS[action.kind].ready(action.observed)):
                     # Nothing to change or wait for: no thread, no call.
                     _complete(StepResult(key, action.kind, SKIP, action.observed, 0.0, action.reasons,
                                          clock.now() - start), done, waiting_on, execution, reporter)
@@ -196,4 +207,4 @@ def _complete(result: StepResult, done: dict[str, Observed], waiting_on: dict[st
     reporter.step_finished(result)
 
 
-__all__ = ["Execution", "NullReporter", "Reporter", "StepResult", "execute", "run_action"]
+__all__ = ["Execution", "NullReporter", "Reporter", "Runner", "StepResult", "execute", "run_action"]

@@ -119,69 +119,79 @@ def sg_rule(rule: dict[str, Any]) -> dict[str, Any]:
             "cidr_v4": rule.get("CidrIpv4"), "cidr_v6": rule.get("CidrIpv6"), "prefix_list": rule.get("PrefixListId")}
 
 
+def _keep(state: ObservedState, items: list[dict[str, Any]], id_field: str, build: Callable[[dict[str, Any]], Observed],
+          prefer: Callable[[dict[str, Any]], bool] = lambda _: True) -> None:
+    """Record the item to use as the resource and any others as duplicates."""
+    chosen, extra = _pick(items, id_field, prefer)
+    if chosen is not None:
+        state.add(build(chosen))
+    state.duplicates.extend(build(item) for item in extra)
+
+
+def _subnet(key: str) -> Callable[[dict[str, Any]], Observed]:
+    return lambda item: Observed(key, "subnet", item["SubnetId"], arn=item.get("SubnetArn"),
+                                 state=item.get("State", ""), tags=tag_dict(item.get("Tags")),
+                                 attrs={"vpc": item["VpcId"], "cidr": item["CidrBlock"],
+                                        "zone": item["AvailabilityZone"],
+                                        "map_public_ip": bool(item.get("MapPublicIpOnLaunch"))})
+
+
+def _route_table(item: dict[str, Any]) -> Observed:
+    associations = {a["SubnetId"]: a["RouteTableAssociationId"] for a in item.get("Associations", [])
+                    if a.get("SubnetId")}
+    return Observed("route-table", "route-table", item["RouteTableId"], tags=tag_dict(item.get("Tags")),
+                    attrs={"vpc": item["VpcId"], "associations": associations})
+
+
+def _endpoint(item: dict[str, Any]) -> Observed:
+    return Observed("s3-endpoint", "vpc-endpoint", item["VpcEndpointId"], state=str(item.get("State", "")),
+                    tags=tag_dict(item.get("Tags")),
+                    attrs={"vpc": item["VpcId"], "service_name": item["ServiceName"],
+                           "route_tables": sorted(item.get("RouteTableIds", []))})
+
+
+def _security_group(key: str, rules: dict[str, list[dict[str, Any]]]) -> Callable[[dict[str, Any]], Observed]:
+    def build(item: dict[str, Any]) -> Observed:
+        group_rules = rules.get(item["GroupId"], [])
+        return Observed(key, "security-group", item["GroupId"], arn=item.get("SecurityGroupArn"),
+                        name=item["GroupName"], tags=tag_dict(item.get("Tags")),
+                        attrs={"vpc": item["VpcId"], "group_name": item["GroupName"],
+                               "ingress": [sg_rule(r) for r in group_rules if not r.get("IsEgress")],
+                               "egress": [sg_rule(r) for r in group_rules if r.get("IsEgress")]})
+
+    return build
+
+
 def observe_network(aws: AwsContext, names: Names, state: ObservedState) -> None:
     state.zones = tuple(ec2.usable_zones(aws))
-    vpc, extra = _pick(ec2.find_vpcs(aws, _stack_tags(names, "vpc")), "VpcId")
-    state.duplicates += [Observed("vpc", "vpc", v["VpcId"], state=v.get("State", ""), tags=tag_dict(v.get("Tags")))
-                         for v in extra]
-    vpc_id = vpc["VpcId"] if vpc else None
-    if vpc:
-        dns = ec2.vpc_dns(aws, vpc_id)
-        state.add(Observed("vpc", "vpc", vpc_id, state=vpc.get("State", ""), tags=tag_dict(vpc.get("Tags")),
-                           attrs={"cidr": vpc["CidrBlock"], "dns_support": dns["support"],
-                                  "dns_hostnames": dns["hostnames"]}))
-        state.lambda_enis = ec2.lambda_enis(aws, vpc_id)
+    vpcs = ec2.find_vpcs(aws, _stack_tags(names, "vpc"))
+    vpc_id = _pick(vpcs, "VpcId")[0]["VpcId"] if vpcs else None
+    dns = ec2.vpc_dns(aws, vpc_id) if vpc_id else {}
+    _keep(state, vpcs, "VpcId", lambda v: Observed(
+        "vpc", "vpc", v["VpcId"], state=v.get("State", ""), tags=tag_dict(v.get("Tags")),
+        attrs={"cidr": v["CidrBlock"], **({"dns_support": dns["support"], "dns_hostnames": dns["hostnames"]}
+                                          if v["VpcId"] == vpc_id else {})}))
 
     def in_vpc(item: dict[str, Any]) -> bool:
         return item.get("VpcId") == vpc_id
 
     subnets = _by_resource_key(ec2.find_subnets(aws, _stack_tags(names)))
     for key in ("subnet-a", "subnet-b"):
-        chosen, extra = _pick(subnets.get(key, []), "SubnetId", in_vpc)
-        for item, target in ([(chosen, None)] if chosen else []) + [(e, "dup") for e in extra]:
-            observed = Observed(key, "subnet", item["SubnetId"], arn=item.get("SubnetArn"), state=item.get("State", ""),
-                                tags=tag_dict(item.get("Tags")),
-                                attrs={"vpc": item["VpcId"], "cidr": item["CidrBlock"],
-                                       "zone": item["AvailabilityZone"],
-                                       "map_public_ip": bool(item.get("MapPublicIpOnLaunch"))})
-            state.duplicates.append(observed) if target else state.add(observed)
-
-    tables = _by_resource_key(ec2.find_route_tables(aws, _stack_tags(names, "route-table")))
-    chosen, extra = _pick(tables.get("route-table", []), "RouteTableId", in_vpc)
-    for item in ([chosen] if chosen else []) + extra:
-        associations = {a["SubnetId"]: a["RouteTableAssociationId"] for a in item.get("Associations", [])
-                        if a.get("SubnetId")}
-        observed = Observed("route-table", "route-table", item["RouteTableId"], tags=tag_dict(item.get("Tags")),
-                            attrs={"vpc": item["VpcId"], "associations": associations})
-        state.add(observed) if item is chosen else state.duplicates.append(observed)
-
-    if vpc_id:
-        endpoints = ec2.find_vpc_endpoints(aws, vpc_id, names.s3_service)
-        chosen, extra = _pick(endpoints, "VpcEndpointId",
-                              lambda e: tag_dict(e.get("Tags")).get(TAG_STACK) == names.stack)
-        for item in ([chosen] if chosen else []) + extra:
-            observed = Observed("s3-endpoint", "vpc-endpoint", item["VpcEndpointId"], state=str(item.get("State", "")),
-                                tags=tag_dict(item.get("Tags")),
-                                attrs={"vpc": item["VpcId"], "service_name": item["ServiceName"],
-                                       "route_tables": sorted(item.get("RouteTableIds", []))})
-            state.add(observed) if item is chosen else state.duplicates.append(observed)
-
+        _keep(state, subnets.get(key, []), "SubnetId", _subnet(key), in_vpc)
+    tables = ec2.find_route_tables(aws, _stack_tags(names, "route-table"))
+    _keep(state, tables, "RouteTableId", _route_table, in_vpc)
     groups = _by_resource_key(ec2.find_security_groups(aws, _stack_tags(names)))
-    chosen_groups: list[tuple[str, dict[str, Any], bool]] = []
-    for key in ("sg-lambda", "sg-efs"):
-        chosen, extra = _pick(groups.get(key, []), "GroupId", in_vpc)
-        chosen_groups += ([(key, chosen, True)] if chosen else []) + [(key, e, False) for e in extra]
     rules: dict[str, list[dict[str, Any]]] = {}
-    for rule in ec2.security_group_rules(aws, [g["GroupId"] for _, g, _ in chosen_groups]):
+    group_ids = [g["GroupId"] for key in ("sg-lambda", "sg-efs") for g in groups.get(key, [])]
+    for rule in ec2.security_group_rules(aws, group_ids):
         rules.setdefault(rule["GroupId"], []).append(rule)
-    for key, item, primary in chosen_groups:
-        group_rules = rules.get(item["GroupId"], [])
-        observed = Observed(key, "security-group", item["GroupId"], arn=item.get("SecurityGroupArn"),
-                            name=item["GroupName"], tags=tag_dict(item.get("Tags")),
-                            attrs={"vpc": item["VpcId"], "group_name": item["GroupName"],
-                                   "ingress": [sg_rule(r) for r in group_rules if not r.get("IsEgress")],
-                                   "egress": [sg_rule(r) for r in group_rules if r.get("IsEgress")]})
-        state.add(observed) if primary else state.duplicates.append(observed)
+    for key in ("sg-lambda", "sg-efs"):
+        _keep(state, groups.get(key, []), "GroupId", _security_group(key, rules), in_vpc)
+    if vpc_id:
+        # Found by VPC and service (the tagging API misses endpoints): ours is the tagged one.
+        _keep(state, ec2.find_vpc_endpoints(aws, vpc_id, names.s3_service), "VpcEndpointId", _endpoint,
+              lambda e: tag_dict(e.get("Tags")).get(TAG_STACK) == names.stack)
+        state.lambda_enis = ec2.lambda_enis(aws, vpc_id)
 
 
 # --- EFS -----------------------------------------------------------------------------------
@@ -196,15 +206,12 @@ def observe_efs(aws: AwsContext, names: Names, state: ObservedState) -> list[Obs
                        tags=tag_dict(fs.get("Tags")),
                        attrs={"encrypted": bool(fs.get("Encrypted")), "throughput_mode": fs.get("ThroughputMode"),
                               "performance_mode": fs.get("PerformanceMode")}))
-    points = efs.access_points(aws, fs_id)
-    chosen, extra = _pick(points, "AccessPointId",
-                          lambda p: tag_dict(p.get("Tags")).get(TAG_RESOURCE) == "access-point")
-    for item in ([chosen] if chosen else []) + extra:
-        observed = Observed("access-point", "access-point", item["AccessPointId"], arn=item.get("AccessPointArn"),
-                            state=item.get("LifeCycleState", ""), tags=tag_dict(item.get("Tags")),
-                            attrs={"file_system": fs_id, "posix_user": item.get("PosixUser") or {},
-                                   "root_directory": item.get("RootDirectory") or {}})
-        state.add(observed) if item is chosen else state.duplicates.append(observed)
+    _keep(state, efs.access_points(aws, fs_id), "AccessPointId", lambda p: Observed(
+        "access-point", "access-point", p["AccessPointId"], arn=p.get("AccessPointArn"),
+        state=p.get("LifeCycleState", ""), tags=tag_dict(p.get("Tags")),
+        attrs={"file_system": fs_id, "posix_user": p.get("PosixUser") or {},
+               "root_directory": p.get("RootDirectory") or {}}),
+          lambda p: tag_dict(p.get("Tags")).get(TAG_RESOURCE) == "access-point")
     targets = []
     for item in efs.mount_targets(aws, fs_id):
         targets.append(Observed("mt", "mount-target", item["MountTargetId"], state=item.get("LifeCycleState", ""),
@@ -332,29 +339,22 @@ def observe_bucket(aws: AwsContext, names: Names, state: ObservedState) -> None:
 
 
 def observe_api(aws: AwsContext, names: Names, state: ObservedState) -> None:
-    api, extra = _pick(apigw.find_apis(aws, _stack_tags(names, "api")), "ApiId")
-    for item in extra:
-        state.duplicates.append(Observed("api", "http-api", item["ApiId"], arn=apigw.api_arn(state.region, item["ApiId"],
-                                                                                          names.partition),
-                                         tags=dict(item.get("Tags") or {})))
-    if not api:
+    apis = apigw.find_apis(aws, _stack_tags(names, "api"))
+    _keep(state, apis, "ApiId", lambda a: Observed(
+        "api", "http-api", a["ApiId"], arn=apigw.api_arn(state.region, a["ApiId"], names.partition),
+        name=a.get("Name"), tags=dict(a.get("Tags") or {}),
+        attrs={"protocol": a.get("ProtocolType"), "endpoint": a.get("ApiEndpoint")}))
+    if "api" not in state:
         return
-    api_id = api["ApiId"]
-    state.add(Observed("api", "http-api", api_id, arn=apigw.api_arn(state.region, api_id, names.partition),
-                       name=api.get("Name"), tags=dict(api.get("Tags") or {}),
-                       attrs={"protocol": api.get("ProtocolType"), "endpoint": api.get("ApiEndpoint")}))
+    api_id = state.resources["api"].id
     routes = apigw.routes(aws, api_id)
     targets = {str(r.get("Target", "")).removeprefix("integrations/") for r in routes}
     consumer_arn = names.function_arn("consumer")
-    chosen, extra = _pick(apigw.integrations(aws, api_id), "IntegrationId",
-                          lambda i: i.get("IntegrationUri") == consumer_arn or i["IntegrationId"] in targets)
-    for item in ([chosen] if chosen else []) + extra:
-        observed = Observed("api-integration", "api-integration", item["IntegrationId"],
-                            attrs={"api": api_id, "function": item.get("IntegrationUri"),
-                                   "type": item.get("IntegrationType"),
-                                   "payload_version": item.get("PayloadFormatVersion"),
-                                   "timeout_ms": item.get("TimeoutInMillis")})
-        state.add(observed) if item is chosen else state.duplicates.append(observed)
+    _keep(state, apigw.integrations(aws, api_id), "IntegrationId", lambda i: Observed(
+        "api-integration", "api-integration", i["IntegrationId"],
+        attrs={"api": api_id, "function": i.get("IntegrationUri"), "type": i.get("IntegrationType"),
+               "payload_version": i.get("PayloadFormatVersion"), "timeout_ms": i.get("TimeoutInMillis")}),
+          lambda i: i.get("IntegrationUri") == consumer_arn or i["IntegrationId"] in targets)
     if routes:
         state.add(Observed("api-routes", "api-routes", api_id, attrs={"api": api_id, "routes": {
             r["RouteKey"]: {"id": r["RouteId"], "target": r.get("Target"),

@@ -15,7 +15,7 @@ from efsctl.stack.model import Resource, Subnet, Unknown, resolve, topological_o
 from efsctl.stack.observe import Observed, ObservedState
 
 CREATE, UPDATE, SKIP = "create", "update", "skip"
-READY_STATES = {"", "available", "active", "inactive"}
+READY_STATES = frozenset({"", "available", "active", "inactive"})  # lower-case lifecycle states
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,8 @@ class Plan:
 
 def _not_ready(observed: Observed) -> str | None:
     state = observed.state.lower()
-    return None if state in READY_STATES else observed.state
+    # "failed" is drift (the update retries it), not something to wait for.
+    return None if state in READY_STATES or state == "failed" else observed.state
 
 
 def plan(desired: list[Resource], observed: ObservedState) -> Plan:

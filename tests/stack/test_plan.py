@@ -228,6 +228,15 @@ def test_resources_still_settling_are_kept_and_waited_for(key, state):
     assert action.reasons == (f"{state}: up waits until it is ready",)
 
 
+def test_a_failed_function_is_updated_to_make_lambda_retry():
+    observed = in_sync()
+    observed.get("fn-consumer").state = "Failed"
+    observed.get("fn-consumer").attrs["state_reason"] = "The role is not allowed to create ENIs"
+    action = plan(desired_stack(CONFIG), observed).get("fn-consumer")
+    assert action.verb == "update"
+    assert action.reasons == ("Failed (The role is not allowed to create ENIs): apply the configuration again",)
+
+
 def test_resource_being_deleted_blocks():
     observed = in_sync()
     observed.get("efs").state = "deleting"

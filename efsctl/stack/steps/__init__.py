@@ -16,14 +16,16 @@ from efsctl.errors import AwsError
 from efsctl.stack.drift import Drift
 from efsctl.stack.model import Names
 from efsctl.stack.observe import Observed
+from efsctl.stack.plan import READY_STATES as READY
 from efsctl.waits import Clock, Outcome, Poll, ProgressFn, retry, wait_until
 
 T = TypeVar("T")
 
-# Small floor and fraction: a resource ready after t seconds is seen by about t * 1.05 + 0.1,
-# which keeps `up` within a few percent of the critical path.
+# Waits poll with a small floor and fraction: a resource ready after t seconds is seen by about
+# t * 1.05 + 0.1, which keeps `up` within a few percent of its critical path.
 WAIT_POLL = Poll(floor=0.1, ceiling=5.0, fraction=0.05)
-READY = frozenset({"", "available", "active", "inactive"})
+# Retries repeat a refused (often mutating) call, so they start gentler.
+RETRY_POLL = Poll(floor=0.5, ceiling=5.0, fraction=0.1)
 
 
 class Cancelled(Exception):
@@ -45,7 +47,7 @@ class StepContext:
 
     def retry(self, call: Callable[[], T], *, what: str, retryable: Callable[[BaseException], str | None],
               timeout: float) -> T:
-        return retry(call, what=what, retryable=retryable, timeout=timeout, clock=self.clock, poll=WAIT_POLL,
+        return retry(call, what=what, retryable=retryable, timeout=timeout, clock=self.clock, poll=RETRY_POLL,
                      progress=self.progress)
 
     def visible(self, call: Callable[[], T], what: str) -> T:

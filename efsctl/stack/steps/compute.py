@@ -89,7 +89,8 @@ class FunctionStep(Step):
     timeout = 900.0  # Pending -> Active takes about a minute for a VPC function
 
     def ready(self, o: Observed | None) -> bool:
-        return (o is not None and o.state in ("Active", "Inactive")
+        # A Failed function counts as settled: the update that follows (drift "state") retries it.
+        return (o is not None and o.state in ("Active", "Inactive", "Failed")
                 and o.attrs.get("last_update_status") != "InProgress")
 
     def create(self, d: Function, ctx: StepContext) -> Observed:
@@ -110,7 +111,7 @@ class FunctionStep(Step):
             response = ctx.retry(lambda: lambda_.update_code(ctx.aws, d.name, d.code, d.architecture),
                                  what=f"{d.key} code", retryable=IN_PROGRESS, timeout=CONFLICT_TIMEOUT)
             o = self.settle(d, function_observed(d.key, response, o.tags), ctx)
-        if fields & set(FUNCTION_CONFIG_FIELDS):
+        if fields & {*FUNCTION_CONFIG_FIELDS, "state"}:
             config = function_config(d)
             response = ctx.retry(lambda: lambda_.update_configuration(ctx.aws, d.name, config),
                                  what=f"{d.key} configuration", retryable=_either(IN_PROGRESS, NOT_YET),
@@ -137,7 +138,8 @@ class FunctionStep(Step):
                 raise AwsError(f"Function {d.name} failed: {reason} {f'({code})' if code else ''}".rstrip() + ".",
                                "Fix the cause, then run `efsctl up` again.")
             done = state in ("Active", "Inactive") and update != "InProgress"
-            return Outcome(done=done, value=config, detail=f"{state}{', update ' + update if update else ''}")
+            detail = state if update in ("", "Successful") else f"{state}, update {update}"
+            return Outcome(done=done, value=config, detail=detail)
 
         config = ctx.wait(check, what=f"{d.key} {d.name}", timeout=self.timeout)
         return function_observed(d.key, config or {}, o.tags) if config else o
