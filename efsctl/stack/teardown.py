@@ -305,11 +305,11 @@ class TeardownResult:
         others = [key for key, _ in self.errors[1:]]
         if others:
             message += f" (and {len(others)} more failed: {', '.join(others)})"
+        own_hint = getattr(self.error, "hint", None)
         if self.failed_key == ENI_TASK or getattr(self.error, "code", "") == "DependencyViolation":
             hint = "AWS releases Lambda's network interfaces asynchronously (up to 20 minutes, sometimes more). "
         else:
-            hint = (getattr(self.error, "hint", None) or "").rstrip(".") + ". " if getattr(self.error, "hint", None) \
-                else ""
+            hint = f"{own_hint.rstrip('.')}. " if own_hint else ""
         raise EfsctlError(f"{message}. Still left: {'; '.join(left) or 'nothing'}.", hint + RESUME_HINT) \
             from self.error
 

@@ -133,8 +133,8 @@ def drain_enis(ctx: StepContext) -> str:
         for eni in enis:
             if eni.get("Status") == "available" and eni["NetworkInterfaceId"] not in deleted:
                 try:
-                    ec2.delete_network_interface(ctx.aws, eni["NetworkInterfaceId"])
-                    deleted.add(eni["NetworkInterfaceId"])
+                    if ec2.delete_network_interface(ctx.aws, eni["NetworkInterfaceId"]):
+                        deleted.add(eni["NetworkInterfaceId"])
                     continue
                 except AwsError as exc:  # Lambda took it back, or is deleting it itself
                     if not exc.code.startswith("InvalidNetworkInterface"):
