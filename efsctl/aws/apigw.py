@@ -116,3 +116,17 @@ def set_stage_auto_deploy(aws: AwsContext, api_id: str, name: str, auto_deploy: 
 def tag_resource(aws: AwsContext, arn: str, tags: Mapping[str, str]) -> None:
     if tags:
         _apigw(aws).tag_resource(ResourceArn=arn, Tags=dict(tags))
+
+
+# --- teardown (`efsctl down`) ----------------------------------------------------------------
+
+@aws_call
+def delete_api(aws: AwsContext, api_id: str) -> bool:
+    """Delete the HTTP API with its integrations, routes and stages."""
+    try:
+        _apigw(aws).delete_api(ApiId=api_id)
+        return True
+    except Exception as exc:
+        if is_code(exc, "NotFoundException"):
+            return False
+        raise

@@ -252,3 +252,142 @@ def lambda_enis(aws: AwsContext, vpc_id: str) -> list[dict[str, Any]]:
     """Lambda's hyperplane ENIs in the VPC (released asynchronously after a function leaves it)."""
     return list(paginate(_ec2(aws), "describe_network_interfaces", "NetworkInterfaces",
                          Filters=_filters(vpc_id=vpc_id, description=LAMBDA_ENI_DESCRIPTION)))
+
+
+# --- teardown (`efsctl down`) ----------------------------------------------------------------
+# Every delete treats "already gone" as done, so a re-run after a crash never trips over
+# what the previous run removed.
+
+GONE_CODES = ("InvalidVpcID.NotFound", "InvalidSubnetID.NotFound", "InvalidRouteTableID.NotFound",
+              "InvalidAssociationID.NotFound", "InvalidGroup.NotFound", "InvalidSecurityGroupRuleId.NotFound",
+              "InvalidPermission.NotFound", "InvalidVpcEndpointId.NotFound", "InvalidNetworkInterfaceID.NotFound")
+
+
+def _gone(exc: BaseException) -> bool:
+    return is_code(exc, *GONE_CODES)
+
+
+@aws_call
+def stack_lambda_enis(aws: AwsContext, *, vpc_ids: list[str] = (), group_ids: list[str] = (),
+                      subnet_ids: list[str] = ()) -> list[dict[str, Any]]:
+    """Lambda's VPC ENIs (``AWS Lambda VPC ENI*``) in any of these VPCs, security groups or subnets.
+
+    Looked up three ways because a half-deleted stack may have lost its VPC record, its
+    functions or its subnets while Lambda still holds interfaces in what is left.
+    """
+    found: dict[str, dict[str, Any]] = {}
+    for name, values in (("vpc-id", vpc_ids), ("group-id", group_ids), ("subnet-id", subnet_ids)):
+        if not values:
+            continue
+        filters = [{"Name": "description", "Values": [LAMBDA_ENI_DESCRIPTION]},
+                   {"Name": name, "Values": sorted(set(values))}]
+        for eni in paginate(_ec2(aws), "describe_network_interfaces", "NetworkInterfaces", Filters=filters):
+            found.setdefault(eni["NetworkInterfaceId"], eni)
+    return [found[k] for k in sorted(found)]
+
+
+@aws_call
+def network_interfaces_in(aws: AwsContext, *, group_id: str | None = None, subnet_id: str | None = None,
+                          vpc_id: str | None = None) -> list[dict[str, Any]]:
+    """Every ENI still using the security group, subnet or VPC (what blocks its deletion)."""
+    return list(paginate(_ec2(aws), "describe_network_interfaces", "NetworkInterfaces",
+                         Filters=_filters(group_id=group_id, subnet_id=subnet_id, vpc_id=vpc_id)))
+
+
+@aws_call
+def delete_network_interface(aws: AwsContext, eni_id: str) -> bool:
+    try:
+        _ec2(aws).delete_network_interface(NetworkInterfaceId=eni_id)
+        return True
+    except Exception as exc:
+        if _gone(exc):
+            return False
+        raise
+
+
+@aws_call
+def revoke_ingress_rules_if_present(aws: AwsContext, group_id: str, rule_ids: list[str]) -> bool:
+    if not rule_ids:
+        return False
+    try:
+        _ec2(aws).revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=rule_ids)
+        return True
+    except Exception as exc:
+        if _gone(exc):
+            return False
+        raise
+
+
+@aws_call
+def delete_security_group(aws: AwsContext, group_id: str) -> bool:
+    try:
+        _ec2(aws).delete_security_group(GroupId=group_id)
+        return True
+    except Exception as exc:
+        if _gone(exc):
+            return False
+        raise
+
+
+@aws_call
+def delete_vpc_endpoints(aws: AwsContext, endpoint_ids: list[str]) -> bool:
+    if not endpoint_ids:
+        return False
+    try:
+        response = _ec2(aws).delete_vpc_endpoints(VpcEndpointIds=endpoint_ids)
+    except Exception as exc:
+        if _gone(exc):
+            return False
+        raise
+    failed = [u for u in response.get("Unsuccessful", [])
+              if (u.get("Error") or {}).get("Code") not in GONE_CODES]
+    if failed:
+        error = failed[0].get("Error") or {}
+        raise AwsError(f"AWS DeleteVpcEndpoints failed for {failed[0].get('ResourceId')}: "
+                       f"{error.get('Code')}: {error.get('Message')}.", code=error.get("Code", ""),
+                       operation="DeleteVpcEndpoints")
+    return True
+
+
+@aws_call
+def disassociate_route_table(aws: AwsContext, association_id: str) -> bool:
+    try:
+        _ec2(aws).disassociate_route_table(AssociationId=association_id)
+        return True
+    except Exception as exc:
+        if _gone(exc):
+            return False
+        raise
+
+
+@aws_call
+def delete_route_table(aws: AwsContext, route_table_id: str) -> bool:
+    try:
+        _ec2(aws).delete_route_table(RouteTableId=route_table_id)
+        return True
+    except Exception as exc:
+        if _gone(exc):
+            return False
+        raise
+
+
+@aws_call
+def delete_subnet(aws: AwsContext, subnet_id: str) -> bool:
+    try:
+        _ec2(aws).delete_subnet(SubnetId=subnet_id)
+        return True
+    except Exception as exc:
+        if _gone(exc):
+            return False
+        raise
+
+
+@aws_call
+def delete_vpc(aws: AwsContext, vpc_id: str) -> bool:
+    try:
+        _ec2(aws).delete_vpc(VpcId=vpc_id)
+        return True
+    except Exception as exc:
+        if _gone(exc):
+            return False
+        raise

@@ -144,3 +144,40 @@ def create_access_point(aws: AwsContext, file_system_id: str, *, posix_user: Map
 def tag_resource(aws: AwsContext, resource_id: str, tags: Mapping[str, str]) -> None:
     if tags:
         _efs(aws).tag_resource(ResourceId=resource_id, Tags=tag_list(tags))
+
+
+# --- teardown (`efsctl down`) ----------------------------------------------------------------
+# Deletion is asynchronous on AWS (mount targets go through ``deleting``); "already gone" is done.
+
+@aws_call
+def delete_access_point(aws: AwsContext, access_point_id: str) -> bool:
+    try:
+        _efs(aws).delete_access_point(AccessPointId=access_point_id)
+        return True
+    except Exception as exc:
+        if is_code(exc, "AccessPointNotFound"):
+            return False
+        raise
+
+
+@aws_call
+def delete_mount_target(aws: AwsContext, mount_target_id: str) -> bool:
+    try:
+        _efs(aws).delete_mount_target(MountTargetId=mount_target_id)
+        return True
+    except Exception as exc:
+        if is_code(exc, "MountTargetNotFound"):
+            return False
+        raise
+
+
+@aws_call
+def delete_file_system(aws: AwsContext, file_system_id: str) -> bool:
+    """Delete the file system; ``FileSystemInUse`` (mount targets not gone yet) propagates."""
+    try:
+        _efs(aws).delete_file_system(FileSystemId=file_system_id)
+        return True
+    except Exception as exc:
+        if is_code(exc, "FileSystemNotFound"):
+            return False
+        raise

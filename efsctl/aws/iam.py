@@ -95,3 +95,25 @@ def put_inline_policy(aws: AwsContext, role: str, policy_name: str, document: Ma
 def tag_role(aws: AwsContext, name: str, tags: Mapping[str, str]) -> None:
     if tags:
         _iam(aws).tag_role(RoleName=name, Tags=tag_list(tags))
+
+
+# --- teardown (`efsctl down`) ----------------------------------------------------------------
+
+@aws_call
+def delete_role(aws: AwsContext, name: str) -> bool:
+    """Delete the role after what IAM requires gone first: inline policies, attached managed
+    policies, instance-profile memberships. ``False`` if it was already gone."""
+    client = _iam(aws)
+    try:
+        for policy in paginate(client, "list_role_policies", "PolicyNames", RoleName=name):
+            client.delete_role_policy(RoleName=name, PolicyName=policy)
+        for attached in paginate(client, "list_attached_role_policies", "AttachedPolicies", RoleName=name):
+            client.detach_role_policy(RoleName=name, PolicyArn=attached["PolicyArn"])
+        for profile in paginate(client, "list_instance_profiles_for_role", "InstanceProfiles", RoleName=name):
+            client.remove_role_from_instance_profile(InstanceProfileName=profile["InstanceProfileName"], RoleName=name)
+        client.delete_role(RoleName=name)
+        return True
+    except Exception as exc:
+        if is_code(exc, "NoSuchEntity"):
+            return False
+        raise

@@ -95,3 +95,33 @@ def remove_permission(aws: AwsContext, name: str, statement_id: str) -> None:
     except Exception as exc:
         if not is_code(exc, "ResourceNotFoundException"):
             raise
+
+
+# --- teardown (`efsctl down`) ----------------------------------------------------------------
+
+DETACHED_VPC = {"SubnetIds": [], "SecurityGroupIds": []}  # moto needs both lists, empty
+
+
+@aws_call
+def detach_from_vpc(aws: AwsContext, name: str) -> dict[str, Any] | None:
+    """Take the function out of its VPC (and off its file system, which needs the VPC), so
+    Lambda starts releasing its network interfaces. ``None`` if the function is gone.
+    ``ResourceConflictException`` (an update or creation still in progress) propagates."""
+    try:
+        return _lambda(aws).update_function_configuration(FunctionName=name, VpcConfig=dict(DETACHED_VPC),
+                                                          FileSystemConfigs=[])
+    except Exception as exc:
+        if is_code(exc, "ResourceNotFoundException"):
+            return None
+        raise
+
+
+@aws_call
+def delete_function(aws: AwsContext, name: str) -> bool:
+    try:
+        _lambda(aws).delete_function(FunctionName=name)
+        return True
+    except Exception as exc:
+        if is_code(exc, "ResourceNotFoundException"):
+            return False
+        raise

@@ -45,3 +45,16 @@ def set_retention(aws: AwsContext, name: str, days: int) -> None:
 def tag_log_group(aws: AwsContext, name: str, tags: Mapping[str, str]) -> None:
     if tags:
         _logs(aws).tag_log_group(logGroupName=name, tags=dict(tags))
+
+
+# --- teardown (`efsctl down`) ----------------------------------------------------------------
+
+@aws_call
+def delete_log_group(aws: AwsContext, name: str) -> bool:
+    try:
+        _logs(aws).delete_log_group(logGroupName=name)
+        return True
+    except Exception as exc:
+        if is_code(exc, "ResourceNotFoundException"):
+            return False
+        raise

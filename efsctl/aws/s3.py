@@ -136,3 +136,109 @@ def notification_configuration(aws: AwsContext, name: str) -> dict[str, Any]:
 def put_notification_configuration(aws: AwsContext, name: str, config: Mapping[str, Any]) -> None:
     """Replace the bucket's whole notification configuration with ``config``."""
     _s3(aws).put_bucket_notification_configuration(Bucket=name, NotificationConfiguration=dict(config))
+
+
+# --- teardown (`efsctl down`) ----------------------------------------------------------------
+
+DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys per call
+
+
+def _versions(aws: AwsContext, name: str):
+    """Every object version and delete marker, page by page: ``[(key, version_id, size)]``."""
+    paginator = _s3(aws).get_paginator("list_object_versions")
+    for page in paginator.paginate(Bucket=name, PaginationConfig={"PageSize": DELETE_BATCH}):
+        items = [(v["Key"], v.get("VersionId") or "null", int(v.get("Size") or 0)) for v in page.get("Versions", [])]
+        items += [(m["Key"], m.get("VersionId") or "null", 0) for m in page.get("DeleteMarkers", [])]
+        if items:
+            yield items
+
+
+@aws_call
+def bucket_contents(aws: AwsContext, name: str) -> tuple[int, int]:
+    """``(object versions and delete markers, total bytes)``; ``(0, 0)`` if the bucket is gone."""
+    count = size = 0
+    try:
+        for page in _versions(aws, name):
+            count += len(page)
+            size += sum(item[2] for item in page)
+    except Exception as exc:
+        if is_code(exc, "NoSuchBucket"):
+            return 0, 0
+        raise
+    return count, size
+
+
+@aws_call
+def empty_bucket(aws: AwsContext, name: str, on_batch: Any = None) -> tuple[int, int]:
+    """Delete every object version and delete marker, 1000 per call. Returns ``(count, bytes)``;
+    ``on_batch(count_so_far, bytes_so_far)`` after each batch."""
+    count = size = 0
+    try:
+        for page in _versions(aws, name):
+            for start in range(0, len(page), DELETE_BATCH):
+                batch = page[start:start + DELETE_BATCH]
+                response = _s3(aws).delete_objects(Bucket=name, Delete={
+                    "Objects": [{"Key": key, "VersionId": version} for key, version, _ in batch], "Quiet": True})
+                errors = [e for e in response.get("Errors", []) if e.get("Code") != "NoSuchVersion"]
+                if errors:
+                    raise AwsError(f"S3 refused to delete {len(errors)} object(s) from {name}, for example "
+                                   f"{errors[0].get('Key')!r}: {errors[0].get('Code')}: {errors[0].get('Message')}.",
+                                   code=errors[0].get("Code", ""), operation="DeleteObjects")
+                count += len(batch)
+                size += sum(item[2] for item in batch)
+                if on_batch:
+                    on_batch(count, size)
+    except Exception as exc:
+        if is_code(exc, "NoSuchBucket"):
+            return count, size
+        raise
+    return count, size
+
+
+@aws_call
+def remove_lambda_notifications(aws: AwsContext, name: str, *, function_arn: str, config_id: str) -> bool:
+    """Drop the bucket's notification to ``function_arn`` (or with id ``config_id``), keeping any
+    other; with nothing else configured this puts an empty configuration. ``False`` if the
+    bucket is gone or had no such notification."""
+    try:
+        config = notification_configuration(aws, name)
+    except AwsError as exc:
+        if exc.code == "NoSuchBucket":
+            return False
+        raise
+    ours = [c for c in config.get("LambdaFunctionConfigurations", [])
+            if c.get("Id") == config_id or c.get("LambdaFunctionArn") == function_arn]
+    if not ours:
+        return False
+    rest = [c for c in config.get("LambdaFunctionConfigurations", []) if c not in ours]
+    remaining = {k: v for k, v in config.items() if k != "LambdaFunctionConfigurations"}
+    if rest:
+        remaining["LambdaFunctionConfigurations"] = rest
+    try:
+        _s3(aws).put_bucket_notification_configuration(Bucket=name, NotificationConfiguration=remaining)
+    except Exception as exc:
+        if is_code(exc, "NoSuchBucket"):
+            return False
+        raise
+    return True
+
+
+@aws_call
+def delete_bucket_policy(aws: AwsContext, name: str) -> None:
+    try:
+        _s3(aws).delete_bucket_policy(Bucket=name)
+    except Exception as exc:
+        if not is_code(exc, "NoSuchBucket", "NoSuchBucketPolicy"):
+            raise
+
+
+@aws_call
+def delete_bucket(aws: AwsContext, name: str) -> bool:
+    """Delete the (empty) bucket; ``BucketNotEmpty`` propagates."""
+    try:
+        _s3(aws).delete_bucket(Bucket=name)
+        return True
+    except Exception as exc:
+        if is_code(exc, "NoSuchBucket"):
+            return False
+        raise

@@ -382,3 +382,44 @@ def observe(aws: AwsContext, stack: str, *, account: str | None = None, workers:
         results = {group: future.result() for group, future in futures.items()}
     _assign_mount_targets(state, results[observe_efs] or [])
     return state
+
+
+# --- teardown (`efsctl down`) ----------------------------------------------------------------
+# `down` needs a little more than `up`: Lambda's ENIs wherever the stack's network reaches
+# (a half-deleted stack may have lost its VPC, functions or subnets), and endpoints in any extra
+# VPC carrying our tags (or that VPC could never be deleted).
+
+def network_scope(state: ObservedState) -> dict[str, list[str]]:
+    """Where Lambda's ENIs for this stack can live: the stack's VPCs, plus the security groups
+    and subnets (its own, and those the functions still name) that are not inside one of them.
+    Usually just the VPC, so one describe call per look."""
+    everything = state.ordered() + state.duplicates
+    vpcs = {item.id for item in everything if item.kind == "vpc"}
+    groups: set[str] = set()
+    subnets: set[str] = set()
+    known: set[str] = set()
+    for item in everything:
+        if item.kind in ("security-group", "subnet"):
+            known.add(item.id)
+            if item.attrs.get("vpc") not in vpcs:
+                (groups if item.kind == "security-group" else subnets).add(item.id)
+    for item in everything:
+        if item.kind == "function":
+            groups.update(set(item.attrs.get("security_groups") or []) - known)
+            subnets.update(set(item.attrs.get("subnets") or []) - known)
+    return {"vpc_ids": sorted(vpcs), "group_ids": sorted(groups), "subnet_ids": sorted(subnets)}
+
+
+def observe_for_teardown(aws: AwsContext, stack: str, *, account: str | None = None) -> ObservedState:
+    """:func:`observe`, plus every Lambda ENI in the stack's network scope and the gateway
+    endpoints of duplicate VPCs (as ``s3-endpoint`` duplicates)."""
+    state = observe(aws, stack, account=account)
+    for vpc in [d for d in state.duplicates if d.kind == "vpc"]:
+        for item in ec2.find_vpc_endpoints(aws, vpc.id):
+            state.duplicates.append(Observed("s3-endpoint", "vpc-endpoint", item["VpcEndpointId"],
+                                             state=str(item.get("State", "")), tags=tag_dict(item.get("Tags")),
+                                             attrs={"vpc": item["VpcId"], "service_name": item["ServiceName"],
+                                                    "route_tables": sorted(item.get("RouteTableIds", []))}))
+    scope = network_scope(state)
+    state.lambda_enis = ec2.stack_lambda_enis(aws, **scope) if any(scope.values()) else []
+    return state

@@ -10,6 +10,7 @@ COMMANDS = [
     ("up", "up", "up", "Create or converge the whole stack (--local: in the local cloud)."),
     ("plan", "plan", "plan", "Show what `up` would do, without doing it."),
     ("status", "status", "status", "Show every resource of the stack, its health and the API URL."),
+    ("down", "down", "down", "Delete everything the stack owns; idempotent and resumable."),
     ("upload", "upload", "upload", "Upload a model file; the producer copies it to EFS."),
     ("predict", "predict", "predict", "Run the consumer on a model (signed POST /predict)."),
     ("models", "models", "models", "List the models on EFS, as the consumer sees them."),
