@@ -22,6 +22,9 @@ SCALE = "0.02"
 
 
 def test_up_then_down_converge_under_the_aws_profile_and_throttling(cli, efsctl_home, monkeypatch):
+    import efsctl.local as local
+
+    stop = local.stop_local_cloud
     up = cli("up", "--local", "--realism", "aws", "--time-scale", SCALE, "--throttle-rate", "0.05", "--json")
     assert up.exit_code == 0, up.output
     assert up.json()["summary"]["create"] == 25
@@ -37,10 +40,6 @@ def test_up_then_down_converge_under_the_aws_profile_and_throttling(cli, efsctl_
         fidelity = json.loads(body)["fidelity"]
         assert status == 200 and fidelity["throttled"] > 0, fidelity   # refused calls were retried
 
-        import efsctl.local as local
-
-        stop = local.stop_local_cloud
-
         def inventory_then_stop(store, stack, console, **kwargs):
             _, _, found = http_request("GET", record["endpoint_url"] + "/_efsctl/inventory")
             left.update(json.loads(found))
@@ -50,10 +49,9 @@ def test_up_then_down_converge_under_the_aws_profile_and_throttling(cli, efsctl_
     finally:
         down = cli("down", "--yes", "--json")
         from efsctl.console import Console
-        from efsctl.local import stop_local_cloud
         from efsctl.state import StateStore
 
-        stop_local_cloud(StateStore(efsctl_home), "default", Console())   # whatever happened above
+        stop(StateStore(efsctl_home), "default", Console())   # whatever happened above
     assert down.exit_code == 0, down.output
     assert down.json()["left"] == []
     assert left == {}, f"left in the local cloud after down: {left}"
