@@ -72,6 +72,8 @@ def test_the_stack_waits_on_a_scaled_aws(aws_cloud):
                ["Subnet"]["SubnetId"] for i, z in ((1, "a"), (2, "b"))]
     sg = aws.ec2.create_security_group(GroupName="fn", Description="fn", VpcId=vpc)["GroupId"]
 
+    # the role first: the file system's 10 s x 0.01 lets it propagate (8 s x 0.01) before the function
+    role = aws.iam.create_role(RoleName="fidelity", AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
     fs = aws.efs.create_file_system(CreationToken="fidelity", Encrypted=True)
     assert fs["LifeCycleState"] == "creating"
     fs_id = fs["FileSystemId"]
@@ -79,7 +81,6 @@ def test_the_stack_waits_on_a_scaled_aws(aws_cloud):
           "file system")
     mts = [aws.efs.create_mount_target(FileSystemId=fs_id, SubnetId=s)["MountTargetId"] for s in subnets]
     ap = aws.efs.create_access_point(FileSystemId=fs_id, RootDirectory={"Path": "/lambda"})["AccessPointArn"]
-    role = aws.iam.create_role(RoleName="fidelity", AssumeRolePolicyDocument=json.dumps(TRUST))["Role"]["Arn"]
     aws.iam.attach_role_policy(RoleName="fidelity",
                                PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole")
     spec = dict(FunctionName="fidelity", Runtime="python3.12", Role=role, Handler="app.plain",

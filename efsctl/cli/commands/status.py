@@ -63,8 +63,13 @@ def _observe(app: AppContext, state: StackState | None) -> tuple[Any, str | None
         from efsctl.stack.deploy import UpSettings, preview
 
         return preview(aws, app.stack, UpSettings.from_dict(state.settings if state else {})), None
-    except EfsctlError as exc:
-        return None, exc.message
+    except Exception as exc:  # noqa: BLE001 - an unreachable target (a stopped local cloud) is shown, not raised
+        from efsctl.aws.errors import translate
+
+        error = exc if isinstance(exc, EfsctlError) else translate(exc)
+        if error is None:
+            raise
+        return None, error.message
 
 
 def _rows(live: Any, state: StackState) -> list[dict[str, Any]]:
