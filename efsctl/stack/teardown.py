@@ -40,9 +40,9 @@ from efsctl.waits import Clock, Outcome, Poll, retry, wait_until
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 30 * 60.0  # AWS documents up to 20 minutes for Lambda's ENIs; reports of more
-# Small floor and fraction: something gone after t seconds is noticed by about t * 1.05 + 0.1,
-# so `down` ends close to the moment Lambda releases its last interface.
-TEARDOWN_POLL = Poll(floor=0.1, ceiling=10.0, fraction=0.05)
+# Small floor and fraction: something gone after t seconds is noticed by about t * 1.02 + 0.1,
+# so `down` ends close to the moment Lambda releases its last interface (bench/converge.py).
+TEARDOWN_POLL = Poll(floor=0.1, ceiling=10.0, fraction=0.02)
 RESUME_HINT = "Run `efsctl down` again to finish: it finds what is left by tag and name."
 
 # Model keys whose resources go with another's deletion.

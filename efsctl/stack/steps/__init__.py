@@ -22,10 +22,12 @@ from efsctl.waits import Clock, Outcome, Poll, ProgressFn, retry, wait_until
 T = TypeVar("T")
 
 # Waits poll with a small floor and fraction: a resource ready after t seconds is seen by about
-# t * 1.05 + 0.1, which keeps `up` within a few percent of its critical path.
-WAIT_POLL = Poll(floor=0.1, ceiling=5.0, fraction=0.05)
-# Retries repeat a refused (often mutating) call, so they start gentler.
-RETRY_POLL = Poll(floor=0.5, ceiling=5.0, fraction=0.1)
+# t * 1.02 + 0.1, which keeps `up` within a few percent of its critical path (measured under the
+# local cloud's aws profile by bench/converge.py); a 90 s mount target costs about 150 describes.
+WAIT_POLL = Poll(floor=0.1, ceiling=5.0, fraction=0.02)
+# Retries repeat a refused (often mutating) call, so they start gentler; the S3 notification's
+# retry, while its new invoke permission propagates (about 2 s), is on the critical path.
+RETRY_POLL = Poll(floor=0.25, ceiling=5.0, fraction=0.1)
 
 
 class Cancelled(Exception):
