@@ -127,3 +127,11 @@ def test_the_stack_waits_on_a_scaled_aws(aws_cloud):
     aws.iam.delete_role(RoleName="fidelity")
     aws.logs.delete_log_group(logGroupName="/aws/lambda/fidelity")   # the invocation made it, as Lambda does
     assert inventory() == {}
+
+
+def test_profile_flags_need_the_local_cloud_and_a_known_profile(cli, efsctl_home):
+    on_aws = cli("up", "--realism", "aws")
+    assert on_aws.exit_code == 2 and "need --local" in on_aws.stderr
+    unknown = cli("up", "--local", "--realism", "fast")
+    assert unknown.exit_code == 2 and "unknown realism profile 'fast'" in unknown.stderr
+    assert not (efsctl_home / "local" / "default" / "cloud.json").exists()
