@@ -1,0 +1,207 @@
+"""Streaming with SHA-256 in the same pass: S3 body -> file (producer), file -> digest (consumer).
+
+The producer's copy is a three-stage pipeline over a few fixed buffers: the calling thread
+fills a buffer straight from the HTTP socket (``readinto``, no intermediate bytes objects),
+a hashing thread digests it, a writing thread writes it; hashlib and os.write release the GIL,
+so the three overlap. Large files are written with O_DIRECT from page-aligned buffers when the
+file system allows it: the bytes skip the page cache, which saves a copy and leaves the final
+fsync nearly nothing to flush. Memory is bounded by ``depth * chunk`` whatever the object size.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import mmap
+import os
+import queue
+import threading
+from typing import Callable, Optional, Tuple
+
+CHUNK = 8 << 20
+DEPTH = 3
+DIRECT_MIN_BYTES = 16 << 20  # below this O_DIRECT buys nothing
+ALIGN = 4096
+_STOP = object()
+
+ReadInto = Callable[[memoryview], int]
+
+
+class IncompleteBody(IOError):
+    """The stream ended before Content-Length bytes arrived."""
+
+
+def body_readinto(body) -> ReadInto:
+    """A ``readinto`` for a botocore StreamingBody.
+
+    Fast path: the http.client response under urllib3, which reads from the socket straight
+    into our buffer (http.client handles Content-Length and chunked framing). It applies only
+    while urllib3 has buffered nothing and is not decoding content; otherwise the public
+    ``read`` is used and copied in.
+    """
+    raw = getattr(body, "_raw_stream", None)
+    fp = getattr(raw, "_fp", None)
+    if (fp is not None and callable(getattr(fp, "readinto", None))
+            and not getattr(raw, "_decoded_buffer", None)
+            and getattr(raw, "_fp_bytes_read", 0) == 0
+            and not getattr(raw, "decode_content", False)):
+        return fp.readinto
+
+    def copy_readinto(view: memoryview) -> int:
+        data = body.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    return copy_readinto
+
+
+def _fill(readinto: ReadInto, view: memoryview) -> int:
+    filled = 0
+    while filled < len(view):
+        got = readinto(view[filled:])
+        if not got:
+            break
+        filled += got
+    return filled
+
+
+def open_for_copy(path_fd_factory: Callable[[int], Tuple[int, str]], size: Optional[int]) -> Tuple[int, str, bool]:
+    """Create the destination via ``path_fd_factory(extra_flags)``, with O_DIRECT when it helps
+    and the file system accepts it. Returns (fd, path, direct)."""
+    o_direct = getattr(os, "O_DIRECT", 0)
+    if o_direct and size is not None and size >= DIRECT_MIN_BYTES:
+        try:
+            fd, path = path_fd_factory(o_direct)
+            return fd, path, True
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:  # tmpfs and some FUSE file systems refuse O_DIRECT
+                raise
+    fd, path = path_fd_factory(0)
+    return fd, path, False
+
+
+class _Pipeline:
+    def __init__(self, fd: int, direct: bool, chunk: int, depth: int):
+        self.fd = fd
+        self.direct = direct
+        self.sha = hashlib.sha256()
+        self.error: Optional[BaseException] = None
+        self.free: "queue.Queue" = queue.Queue()
+        self.to_hash: "queue.Queue" = queue.Queue()
+        self.to_write: "queue.Queue" = queue.Queue()
+        self.buffers = [mmap.mmap(-1, chunk) for _ in range(depth)]  # page-aligned
+        for buf in self.buffers:
+            self.free.put(buf)
+
+    def _hash_loop(self) -> None:
+        while True:
+            item = self.to_hash.get()
+            if item is _STOP:
+                self.to_write.put(_STOP)
+                return
+            buf, n = item
+            if self.error is None:
+                try:
+                    with memoryview(buf) as view:
+                        self.sha.update(view[:n])
+                except BaseException as exc:  # pragma: no cover - hashlib does not fail
+                    self.error = exc
+            self.to_write.put(item)
+
+    def _write_loop(self) -> None:
+        while True:
+            item = self.to_write.get()
+            if item is _STOP:
+                return
+            buf, n = item
+            if self.error is None:
+                try:
+                    with memoryview(buf) as view:
+                        self._write(view[:n])
+                except BaseException as exc:
+                    self.error = exc
+            self.free.put(buf)
+
+    def _drop_direct(self) -> None:
+        fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) & ~os.O_DIRECT)
+        self.direct = False
+
+    def _write(self, view: memoryview) -> None:
+        while view:
+            if self.direct and len(view) % ALIGN:
+                aligned = len(view) - len(view) % ALIGN
+                if aligned:
+                    self._write(view[:aligned])
+                    view = view[aligned:]
+                if self.direct:
+                    self._drop_direct()  # the unaligned tail goes through the page cache
+                continue
+            try:
+                written = os.write(self.fd, view)
+            except OSError as exc:
+                if self.direct and exc.errno == errno.EINVAL:
+                    self._drop_direct()
+                    continue
+                raise
+            view = view[written:]
+
+    def run(self, readinto: ReadInto) -> int:
+        threads = [threading.Thread(target=self._hash_loop, name="sha256", daemon=True),
+                   threading.Thread(target=self._write_loop, name="write", daemon=True)]
+        for thread in threads:
+            thread.start()
+        total = 0
+        try:
+            while self.error is None:
+                buf = self.free.get()
+                with memoryview(buf) as view:
+                    n = _fill(readinto, view)
+                if not n:
+                    self.free.put(buf)
+                    break
+                total += n
+                self.to_hash.put((buf, n))
+                if n < len(buf):
+                    break
+        except BaseException as exc:
+            if self.error is None:
+                self.error = exc
+        finally:
+            self.to_hash.put(_STOP)
+            for thread in threads:
+                thread.join()
+            for buf in self.buffers:
+                buf.close()
+        if self.error is not None:
+            raise self.error
+        return total
+
+
+def copy_to_fd(readinto: ReadInto, fd: int, direct: bool = False, expected_size: Optional[int] = None,
+               chunk: int = CHUNK, depth: int = DEPTH) -> Tuple[str, int]:
+    """Copy a stream to ``fd``, SHA-256 in the same pass, then fsync. Returns (hexdigest, bytes).
+
+    Raises IncompleteBody when ``expected_size`` is given and the stream ends short or long.
+    """
+    pipeline = _Pipeline(fd, direct, chunk, depth)
+    total = pipeline.run(readinto)
+    if expected_size is not None and total != expected_size:
+        raise IncompleteBody(f"received {total} of {expected_size} bytes")
+    os.fsync(fd)
+    return pipeline.sha.hexdigest(), total
+
+
+def hash_fd(fd: int, chunk: int = CHUNK) -> Tuple[str, int]:
+    """SHA-256 of an open file from offset 0, in one streaming pass. Returns (hexdigest, bytes)."""
+    sha = hashlib.sha256()
+    buf = bytearray(chunk)
+    total = 0
+    with memoryview(buf) as view:
+        while True:
+            n = os.preadv(fd, [view], total)
+            if not n:
+                break
+            sha.update(view[:n])
+            total += n
+    return sha.hexdigest(), total
