@@ -199,7 +199,10 @@ def describe_model(layout: store.Layout, name: str) -> Dict[str, Any]:
     return obj
 
 
-def list_models(layout: store.Layout, limit: int = MAX_LISTED) -> Dict[str, Any]:
+def list_models(layout: store.Layout, limit: Optional[int] = None) -> Dict[str, Any]:
+    """Every model with its size, sha256 (when known without reading) and mtime; at most
+    MAX_LISTED of them (then ``truncated`` is set) to stay far below Lambda's 6 MB response."""
+    limit = MAX_LISTED if limit is None else limit
     found = list(store.iter_models(layout, limit + 1))
     models = [{"name": name, "size": st.st_size, "sha256": _known_sha256(layout, name, st),
                "modified": _modified(st)} for name, st in found[:limit]]

@@ -77,7 +77,7 @@ class _Cursor:
     """
 
     def __init__(self, source, size: int, pos: int, budget: int, window: int = 1 << 20,
-                 max_steps: int = 4_000_000):
+                 max_steps: int = 2_000_000):
         if isinstance(source, (bytes, bytearray)):
             data = bytes(source)
             self._read = lambda n, offset: data[offset:offset + n]

@@ -172,7 +172,10 @@ class _Pipeline:
             for thread in threads:
                 thread.join()
             for buf in self.buffers:
-                buf.close()
+                try:
+                    buf.close()
+                except BufferError:
+                    pass  # a traceback still holds a view; the buffer goes with the exception
         if self.error is not None:
             raise self.error
         return total
