@@ -130,3 +130,16 @@ def s3(sandbox):
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket=BUCKET)
         yield client
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """moto in server mode on loopback: real HTTP, so child processes and the producer's
+    socket fast path can use it. Point clients at it with AWS_ENDPOINT_URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
