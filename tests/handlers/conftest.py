@@ -120,16 +120,26 @@ class Sandbox:
         return self.mount / "models" / name
 
 
-@pytest.fixture
-def s3(sandbox):
-    """A moto S3 with the stack's bucket; clients created inside handlers are mocked too."""
-    from moto import mock_aws
+@pytest.fixture(scope="session")
+def _shared_s3_client():
+    """Creating a boto3 client costs ~0.1 s; moto intercepts one made before mock_aws starts."""
     import boto3
+    from moto import mock_aws
+
+    with mock_aws():  # credentials and region come from the test environment, never a profile
+        return boto3.client("s3", region_name="us-east-1", aws_access_key_id="testing",
+                            aws_secret_access_key="testing")
+
+
+@pytest.fixture
+def s3(sandbox, _shared_s3_client):
+    """A fresh moto S3 with the stack's bucket, also handed to the handlers as their client."""
+    from moto import mock_aws
 
     with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        yield client
+        _shared_s3_client.create_bucket(Bucket=BUCKET)
+        producer._clients["s3"] = consumer._clients["s3"] = _shared_s3_client
+        yield _shared_s3_client
 
 
 @pytest.fixture(scope="session")

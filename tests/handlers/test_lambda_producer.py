@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 
 import pytest
 
@@ -168,3 +169,24 @@ def test_parse_record_decodes_like_a_form():
     assert (ev.key, ev.name, ev.etag, ev.sequencer, ev.size) == (
         "models/a b+c%/ü.bin", "a b+c%/ü.bin", "abc", "0A1B", 5)
     assert producer.parse_record(s3_record("models/x", '"quoted"'), "models/").etag == "quoted"
+
+
+def test_handlers_create_their_client_lazily_once(s3):
+    import consumer
+
+    producer._clients.clear()
+    consumer._clients.clear()
+    assert "boto3" in sys.modules  # imported by the tests, not by the handlers' modules
+    client = producer._s3()
+    assert producer._s3() is client and consumer._s3() is consumer._s3()
+    assert client.meta.region_name == "us-east-1"
+
+
+def test_handler_modules_import_nothing_heavy():
+    import subprocess
+
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import producer, consumer; "
+            "heavy = [m for m in ('boto3', 'botocore') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code, os.path.dirname(producer.__file__)],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
