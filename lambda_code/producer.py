@@ -116,7 +116,9 @@ def _error_code(exc: BaseException) -> Optional[str]:
     return None
 
 
-_MISSING_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchBucket"}
+# Without s3:ListBucket (the producer's least privilege) S3 answers 403, not 404, for a key
+# that does not exist, so AccessDenied is reported as missing too, at ERROR level.
+_MISSING_CODES = {"NoSuchKey", "404", "NotFound", "NoSuchBucket", "AccessDenied", "403"}
 _SUPERSEDED_CODES = {"PreconditionFailed", "412"}
 
 
@@ -201,7 +203,10 @@ def ingest(s3, layout: store.Layout, ev: ObjectEvent, logger: common.JsonLogger 
             logger.info("skipped: object changed since this event", outcome=SUPERSEDED, **fields)
             return SUPERSEDED
         if code in _MISSING_CODES:
-            logger.warning("skipped: object no longer exists", outcome=MISSING, error=code, **fields)
+            denied = code in ("AccessDenied", "403")
+            (logger.error if denied else logger.warning)(
+                "skipped: object missing or access denied" if denied else "skipped: object no longer exists",
+                outcome=MISSING, error=code, **fields)
             return MISSING
         raise
 

@@ -427,3 +427,18 @@ def test_unknown_model_is_404(s3, sandbox, lambda_context):
     assert (status, body["error"]["code"]) == (404, "NotFound")
     assert "nope.bin" in body["error"]["message"]
     assert_nothing_written(sandbox)
+
+
+def test_access_denied_is_skipped_like_a_missing_key(spy, sandbox, producer_context, capsys):
+    from botocore.exceptions import ClientError
+
+    class Forbidden:
+        def get_object(self, **kwargs):
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "GetObject")
+
+    producer._clients["s3"] = Forbidden()
+    result = producer.handler(s3_event(s3_record("models/m.bin", "abc", 3)), producer_context)
+    assert outcomes(result) == ["missing"]
+    line = [json.loads(x) for x in capsys.readouterr().out.splitlines() if "AccessDenied" in x][0]
+    assert line["level"] == "ERROR" and line["msg"] == "skipped: object missing or access denied"
+    sandbox.assert_confined()
