@@ -9,6 +9,8 @@ retry re-runs the event (records already installed then come back as duplicates)
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import time
 from dataclasses import dataclass
@@ -221,6 +223,9 @@ def ingest(s3, layout: store.Layout, ev: ObjectEvent, logger: common.JsonLogger 
         finally:
             os.close(fd)
         fields.update(bytes=nbytes, sha256=sha256, etag=etag)
+        s3_sha256 = _s3_full_object_sha256(response)
+        if s3_sha256 is not None and s3_sha256 != sha256:
+            raise IOError(f"the bytes received hash to {sha256} but S3 holds {s3_sha256}: corrupted in transit")
         expected = (response.get("Metadata") or {}).get("sha256")
         if expected is not None and expected.strip().lower() != sha256:
             outcome = _reject(s3, layout, ev, etag, expected, sha256, nbytes)
@@ -247,6 +252,22 @@ def _ordering_under_lock(s3, layout, ev, etag):
     if verdict is None and _needs_head_check(ev, record, rejection):
         verdict = _still_current(s3, ev, etag)
     return verdict
+
+
+def _s3_full_object_sha256(response: dict) -> Optional[str]:
+    """S3's own SHA-256 of the object (hex) when it was uploaded with one, else None.
+
+    The copy reads the socket directly, so botocore's response-checksum wrapper is bypassed;
+    this keeps the end-to-end check for uploads that asked S3 for a SHA-256. Composite
+    (multipart, per-part) checksums are not a digest of the object and are ignored."""
+    value = response.get("ChecksumSHA256")
+    if not isinstance(value, str) or "-" in value or response.get("ChecksumType") == "COMPOSITE":
+        return None
+    try:
+        digest = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return digest.hex() if len(digest) == 32 else None
 
 
 def _install(s3, layout, ev: ObjectEvent, etag, tmp: str, sha256: str, nbytes: int) -> str:

@@ -190,3 +190,25 @@ def test_handler_modules_import_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code, os.path.dirname(producer.__file__)],
                          capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_s3_sha256_checksum_is_cross_checked(s3, sandbox, producer_context, monkeypatch):
+    s3.put_object(Bucket=BUCKET, Key="models/c.bin", Body=b"checked", ChecksumAlgorithm="SHA256")
+    etag = s3.head_object(Bucket=BUCKET, Key="models/c.bin")["ETag"].strip('"')
+    event = s3_event(s3_record("models/c.bin", etag, 7, "01"))
+    assert producer.handler(event, producer_context)["results"][0]["outcome"] == "installed"
+
+    real_get = s3.get_object
+
+    def corrupted(**kwargs):
+        response = real_get(**kwargs)
+        response["ChecksumSHA256"] = "LPJNul+wow4m6DsqxbninhsWHlwfp0JecwQzYpOLmCQ="  # sha256(b"hello")
+        return response
+
+    monkeypatch.setattr(s3, "get_object", corrupted)
+    s3.put_object(Bucket=BUCKET, Key="models/d.bin", Body=b"other")
+    etag = s3.head_object(Bucket=BUCKET, Key="models/d.bin")["ETag"].strip('"')
+    with pytest.raises(RuntimeError, match="1 of 1 records failed"):
+        producer.handler(s3_event(s3_record("models/d.bin", etag, 5, "01")), producer_context)
+    assert not sandbox.model("d.bin").exists()
+    sandbox.assert_confined()
