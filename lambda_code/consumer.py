@@ -242,7 +242,7 @@ def parse_request(event: object) -> Request:
     if not isinstance(event, dict):
         raise BadRequest("not an API Gateway event")
     context = event.get("requestContext") if isinstance(event.get("requestContext"), dict) else {}
-    if event.get("version") == "2.0" or "routeKey" in event:
+    if event.get("version") == "2.0" or "httpMethod" not in event:
         http = context.get("http") if isinstance(context.get("http"), dict) else {}
         method = str(http.get("method") or "").upper()
         path = event.get("rawPath") or http.get("path") or ""

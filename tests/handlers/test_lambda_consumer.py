@@ -136,6 +136,14 @@ def test_payload_v1_and_base64_bodies(s3, sandbox, lambda_context):
         assert (body["format"], body["analysis"]["keys"]) == ("json", 1)
 
 
+def test_rest_style_event_without_a_version(s3, sandbox, lambda_context):
+    install(s3, "m.bin", b"abc")
+    event = api_v1("POST", "/predict", {"model": "m.bin"})
+    del event["version"]
+    event["routeKey"] = "ignored in 1.0"
+    assert consumer.handler(event, lambda_context)["statusCode"] == 200
+
+
 def test_named_stage_prefix_is_stripped(s3, sandbox, lambda_context):
     install(s3, "m.bin", b"abc")
     event = api_v2("POST", "/prod/predict", {"model": "m.bin"}, route_key="$default")
