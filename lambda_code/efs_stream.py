@@ -195,16 +195,49 @@ def copy_to_fd(readinto: ReadInto, fd: int, direct: bool = False, expected_size:
     return pipeline.sha.hexdigest(), total
 
 
-def hash_fd(fd: int, chunk: int = CHUNK) -> Tuple[str, int]:
-    """SHA-256 of an open file from offset 0, in one streaming pass. Returns (hexdigest, bytes)."""
+def hash_fd(fd: int, chunk: int = CHUNK, depth: int = DEPTH) -> Tuple[str, int]:
+    """SHA-256 of an open file from offset 0, in one streaming pass. Returns (hexdigest, bytes).
+
+    A thread reads ahead into a few buffers while this one hashes, so on EFS the network
+    reads and the hashing overlap (hashlib releases the GIL on large updates)."""
     sha = hashlib.sha256()
-    buf = bytearray(chunk)
+    free: "queue.Queue" = queue.Queue()
+    full: "queue.Queue" = queue.Queue()
+    for _ in range(depth):
+        free.put(bytearray(chunk))
+    failure: list = []
+
+    def read_ahead() -> None:
+        offset = 0
+        try:
+            while True:
+                buf = free.get()
+                if buf is None:
+                    return
+                n = os.preadv(fd, [buf], offset)
+                full.put((buf, n))
+                if not n:
+                    return
+                offset += n
+        except BaseException as exc:
+            failure.append(exc)
+            full.put((None, 0))
+
+    reader = threading.Thread(target=read_ahead, name="read-ahead", daemon=True)
+    reader.start()
     total = 0
-    with memoryview(buf) as view:
+    try:
         while True:
-            n = os.preadv(fd, [view], total)
+            buf, n = full.get()
             if not n:
                 break
-            sha.update(view[:n])
+            with memoryview(buf) as view:
+                sha.update(view[:n])
             total += n
+            free.put(buf)
+    finally:
+        free.put(None)  # wakes the reader if we stopped early
+        reader.join()
+    if failure:
+        raise failure[0]
     return sha.hexdigest(), total

@@ -129,3 +129,12 @@ def test_hash_fd(tmp_path, size):
         assert stream.hash_fd(fd, chunk=CHUNK) == (hashlib.sha256(data).hexdigest(), size)
     finally:
         os.close(fd)
+
+
+def test_hash_fd_read_error_propagates(tmp_path):
+    fd = os.open(tmp_path, os.O_RDONLY)  # a directory: preadv fails with EISDIR
+    try:
+        with pytest.raises(IsADirectoryError):
+            stream.hash_fd(fd, chunk=CHUNK)
+    finally:
+        os.close(fd)
