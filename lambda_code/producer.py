@@ -14,7 +14,7 @@ import binascii
 import os
 import time
 from dataclasses import dataclass
-from typing import List, Optional, Union
+from typing import List, Optional, Tuple, Union
 from urllib.parse import unquote_plus
 
 import efs_common as common
@@ -175,25 +175,50 @@ def ingest(s3, layout: store.Layout, ev: ObjectEvent, logger: common.JsonLogger 
 
     Stream S3 -> temp file on EFS with SHA-256 in the same pass, fsync, verify against
     x-amz-meta-sha256, then, under the name's lock, re-check ordering and ``os.replace``.
-    Returns one of the outcome constants; raises only on unexpected failures.
+    Returns one of the outcome constants (each logged); raises only on unexpected failures.
     """
     started = time.monotonic()
     fields = {"key": ev.key, "etag": ev.etag, "sequencer": ev.sequencer}
     layout.ensure()
+    outcome = _before_fetch(layout, ev)
+    if outcome is None:
+        outcome = _fetch_and_place(s3, layout, ev, fields)
+    fields["duration_ms"] = round((time.monotonic() - started) * 1000, 1)
+    level, msg = _OUTCOME_LOGS[outcome]
+    if outcome == MISSING and fields.get("error") in ("AccessDenied", "403"):
+        level, msg = "ERROR", "skipped: object missing or access denied (no s3:ListBucket?)"
+    logger.log(level, msg, outcome=outcome, **fields)
+    return outcome
+
+
+_OUTCOME_LOGS = {
+    INSTALLED: ("INFO", "model installed"),
+    DUPLICATE: ("INFO", "skipped: this version is already in place (or already rejected)"),
+    STALE: ("INFO", "skipped: a later event for this key was already applied"),
+    SUPERSEDED: ("INFO", "skipped: the object changed since this event"),
+    MISSING: ("WARNING", "skipped: object no longer exists"),
+    REJECTED: ("ERROR", "checksum mismatch: upload rejected"),
+    CONFLICT: ("ERROR", "model name cannot be installed: file/directory conflict under models/"),
+    UNSAFE: ("ERROR", "model name cannot be installed: it resolves outside models/"),
+}
+
+
+def _before_fetch(layout: store.Layout, ev: ObjectEvent) -> Optional[str]:
+    """An outcome decided without touching S3: name clashes, duplicates, stale events."""
     try:
         store.check_install_target(layout, ev.name)
-    except (NameConflict, UnsafePath) as exc:
-        logger.error("model name cannot be installed", error=exc.code, detail=str(exc), **fields)
-        return CONFLICT if isinstance(exc, NameConflict) else UNSAFE
-
+    except NameConflict:
+        return CONFLICT
+    except UnsafePath:
+        return UNSAFE
     record, rejection = store.read_record(layout, ev.name), store.read_rejection(layout, ev.name)
     verdict = _verdict(layout, ev, ev.etag, record, rejection)
     if verdict == DUPLICATE and record is not None and _newer(ev.sequencer, record.sequencer):
         _advance_sequencer(layout, ev)
-    if verdict is not None:
-        logger.info(f"skipped: {verdict}", outcome=verdict, **fields)
-        return verdict
+    return verdict
 
+
+def _fetch_and_place(s3, layout: store.Layout, ev: ObjectEvent, fields: dict) -> str:
     request = {"Bucket": ev.bucket, "Key": ev.key}
     if ev.etag:
         request["IfMatch"] = f'"{ev.etag}"'  # exactly the version this event announced
@@ -202,48 +227,45 @@ def ingest(s3, layout: store.Layout, ev: ObjectEvent, logger: common.JsonLogger 
     except Exception as exc:
         code = _error_code(exc)
         if code in _SUPERSEDED_CODES:
-            logger.info("skipped: object changed since this event", outcome=SUPERSEDED, **fields)
             return SUPERSEDED
         if code in _MISSING_CODES:
-            denied = code in ("AccessDenied", "403")
-            (logger.error if denied else logger.warning)(
-                "skipped: object missing or access denied" if denied else "skipped: object no longer exists",
-                outcome=MISSING, error=code, **fields)
+            fields["error"] = code
             return MISSING
         raise
-
     body = response["Body"]
     etag = (response.get("ETag") or "").strip('"') or ev.etag
-    size = response.get("ContentLength")
     tmp = None
     try:
-        fd, tmp, direct = stream.open_for_copy(lambda flags: layout.create_temp("model", flags), size)
-        try:
-            sha256, nbytes = stream.copy_to_fd(stream.body_readinto(body), fd, direct, expected_size=size)
-        finally:
-            os.close(fd)
-        fields.update(bytes=nbytes, sha256=sha256, etag=etag)
+        tmp, sha256, nbytes = _copy_to_temp(layout, body, response.get("ContentLength"))
+        fields.update(etag=etag, bytes=nbytes, sha256=sha256)
         s3_sha256 = _s3_full_object_sha256(response)
         if s3_sha256 is not None and s3_sha256 != sha256:
             raise IOError(f"the bytes received hash to {sha256} but S3 holds {s3_sha256}: corrupted in transit")
         expected = (response.get("Metadata") or {}).get("sha256")
         if expected is not None and expected.strip().lower() != sha256:
-            outcome = _reject(s3, layout, ev, etag, expected, sha256, nbytes)
-            level = logger.error if outcome == REJECTED else logger.info
-            level("checksum mismatch: upload rejected" if outcome == REJECTED
-                  else f"checksum mismatch on an outdated version: {outcome}",
-                  outcome=outcome, expected_sha256=expected, **fields,
-                  duration_ms=round((time.monotonic() - started) * 1000, 1))
-            return outcome
+            fields["expected_sha256"] = expected
+            return _reject(s3, layout, ev, etag, expected, sha256, nbytes)
         outcome = _install(s3, layout, ev, etag, tmp, sha256, nbytes)
-        tmp = None if outcome == INSTALLED else tmp
+        if outcome == INSTALLED:
+            tmp = None
+        return outcome
     finally:
         body.close()
         if tmp is not None:
-            store.unlink_quietly(tmp)
-    logger.info("model installed" if outcome == INSTALLED else f"skipped: {outcome}", outcome=outcome,
-                **fields, duration_ms=round((time.monotonic() - started) * 1000, 1))
-    return outcome
+            store.unlink_quietly(tmp)  # rejected, stale or failed: no temp is left behind
+
+
+def _copy_to_temp(layout: store.Layout, body, size: Optional[int]) -> Tuple[str, str, int]:
+    """Stream the body into a new temp file on EFS (fsynced): (path, sha256, bytes)."""
+    fd, tmp, direct = stream.open_for_copy(lambda flags: layout.create_temp("model", flags), size)
+    try:
+        sha256, nbytes = stream.copy_to_fd(stream.body_readinto(body), fd, direct, expected_size=size)
+    except BaseException:
+        os.close(fd)
+        store.unlink_quietly(tmp)
+        raise
+    os.close(fd)
+    return tmp, sha256, nbytes
 
 
 def _ordering_under_lock(s3, layout, ev, etag):
