@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import os
+import threading
 import time
 import traceback
 from collections import OrderedDict
@@ -128,30 +129,51 @@ def inspect_model(layout: store.Layout, name: str, verify: bool = False) -> Tupl
     fd, st = _open_or_explain(layout, name)
     try:
         identity = _identity(st)
+        sha256 = None
         if not verify:
             known = _cache_get(identity)
             if known is not None:
                 return st, known, True
             record = store.read_record(layout, name)
             sha256 = record.sha256 if store.record_matches(record, st) else None
-        else:
-            sha256 = None
         cached = sha256 is not None
-        if sha256 is None:
-            sha256, nbytes = stream.hash_fd(fd)
-            after = os.fstat(fd)
-            if nbytes != st.st_size or _identity(after) != identity:
-                raise ModelChanging(f"model {name!r} changed while it was being read; retry")
+        if cached:
+            fmt, details = analysis.analyse(fd, st.st_size)
+        else:
+            sha256, (fmt, details) = _hash_and_analyse(fd, st, name)
             record = store.read_record(layout, name)
-            if verify and store.record_matches(record, st) and record.sha256 != sha256:
+            if store.record_matches(record, st) and record.sha256 != sha256:
                 log.error("model bytes differ from the producer's record", key=name,
                           sha256=sha256, recorded_sha256=record.sha256)
-        fmt, details = analysis.analyse(fd, st.st_size)
     finally:
         os.close(fd)
     known = Known(sha256=sha256, format=fmt, analysis=details)
     _cache_put(identity, known)
     return st, known, cached
+
+
+def _hash_and_analyse(fd: int, st: os.stat_result, name: str):
+    """One full SHA-256 pass, with the (GIL-bound) analysis running beside it in a thread:
+    hashlib releases the GIL, so the analysis costs no wall time on a second core."""
+    outcome: dict = {}
+
+    def run_analysis() -> None:
+        try:
+            outcome["analysis"] = analysis.analyse(fd, st.st_size)  # pread only: no shared offset
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    analyser = threading.Thread(target=run_analysis, name="analyse", daemon=True)
+    analyser.start()
+    try:
+        sha256, nbytes = stream.hash_fd(fd)
+    finally:
+        analyser.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    if nbytes != st.st_size or _identity(os.fstat(fd)) != _identity(st):
+        raise ModelChanging(f"model {name!r} changed while it was being read; retry")
+    return sha256, outcome["analysis"]
 
 
 def predict(layout: store.Layout, config: common.Config, name: str, verify: bool, request_id: str,

@@ -234,3 +234,22 @@ def test_the_warm_cache_is_bounded(s3, sandbox, lambda_context, monkeypatch):
         sandbox.model(f"m{i}").write_bytes(b"%d" % i)
         consumer.handler(api_v2("POST", "/predict", {"model": f"m{i}"}), lambda_context)
     assert len(consumer._cache) == 2
+
+
+def test_a_model_rewritten_in_place_while_hashed_is_409(s3, sandbox, lambda_context, monkeypatch):
+    sandbox.layout.ensure()
+    sandbox.model("m.bin").write_bytes(b"abc")
+    real_fstat, calls = os.fstat, []
+
+    def fstat(fd):
+        st = real_fstat(fd)
+        calls.append(fd)
+        if len(calls) == 1:
+            return st
+        return os.stat_result((st.st_mode, st.st_ino, st.st_dev, st.st_nlink, st.st_uid, st.st_gid,
+                               st.st_size, st.st_atime, st.st_mtime + 1, st.st_ctime))
+
+    monkeypatch.setattr(os, "fstat", fstat)
+    response = consumer.handler(api_v2("POST", "/predict", {"model": "m.bin"}), lambda_context)
+    assert (response["statusCode"], response_json(response)["error"]["code"]) == (409, "ModelChanging")
+    assert consumer._cache == {}
