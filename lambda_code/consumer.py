@@ -11,7 +11,6 @@ import base64
 import binascii
 import json
 import os
-import threading
 import time
 import traceback
 from collections import OrderedDict
@@ -153,27 +152,11 @@ def inspect_model(layout: store.Layout, name: str, verify: bool = False) -> Tupl
 
 
 def _hash_and_analyse(fd: int, st: os.stat_result, name: str):
-    """One full SHA-256 pass, with the (GIL-bound) analysis running beside it in a thread:
-    hashlib releases the GIL, so the analysis costs no wall time on a second core."""
-    outcome: dict = {}
-
-    def run_analysis() -> None:
-        try:
-            outcome["analysis"] = analysis.analyse(fd, st.st_size)  # pread only: no shared offset
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    analyser = threading.Thread(target=run_analysis, name="analyse", daemon=True)
-    analyser.start()
-    try:
-        sha256, nbytes = stream.hash_fd(fd)
-    finally:
-        analyser.join()
-    if "error" in outcome:
-        raise outcome["error"]
+    """One full SHA-256 pass, then the analysis (headers and sample, now in the page cache)."""
+    sha256, nbytes = stream.hash_fd(fd)
     if nbytes != st.st_size or _identity(os.fstat(fd)) != _identity(st):
         raise ModelChanging(f"model {name!r} changed while it was being read; retry")
-    return sha256, outcome["analysis"]
+    return sha256, analysis.analyse(fd, st.st_size)
 
 
 def predict(layout: store.Layout, config: common.Config, name: str, verify: bool, request_id: str,
