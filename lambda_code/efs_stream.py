@@ -19,8 +19,9 @@ import queue
 import threading
 from typing import Callable, Optional, Tuple
 
-CHUNK = 8 << 20
+CHUNK = 8 << 20  # producer copy: large socket reads and O_DIRECT writes
 DEPTH = 3
+HASH_CHUNK = 2 << 20  # consumer hash: EFS reads of a few rsize units, still cache-friendly
 DIRECT_MIN_BYTES = 16 << 20  # below this O_DIRECT buys nothing
 ALIGN = 4096
 _STOP = object()
@@ -182,12 +183,13 @@ class _Pipeline:
 
 
 def copy_to_fd(readinto: ReadInto, fd: int, direct: bool = False, expected_size: Optional[int] = None,
-               chunk: int = CHUNK, depth: int = DEPTH) -> Tuple[str, int]:
+               chunk: Optional[int] = None, depth: Optional[int] = None) -> Tuple[str, int]:
     """Copy a stream to ``fd``, SHA-256 in the same pass, then fsync. Returns (hexdigest, bytes).
 
+    Memory: ``depth`` buffers of ``chunk`` bytes (module defaults CHUNK and DEPTH).
     Raises IncompleteBody when ``expected_size`` is given and the stream ends short or long.
     """
-    pipeline = _Pipeline(fd, direct, chunk, depth)
+    pipeline = _Pipeline(fd, direct, chunk or CHUNK, depth or DEPTH)
     total = pipeline.run(readinto)
     if expected_size is not None and total != expected_size:
         raise IncompleteBody(f"received {total} of {expected_size} bytes")
@@ -195,7 +197,7 @@ def copy_to_fd(readinto: ReadInto, fd: int, direct: bool = False, expected_size:
     return pipeline.sha.hexdigest(), total
 
 
-def hash_fd(fd: int, chunk: int = CHUNK, depth: int = DEPTH) -> Tuple[str, int]:
+def hash_fd(fd: int, chunk: Optional[int] = None, depth: Optional[int] = None) -> Tuple[str, int]:
     """SHA-256 of an open file from offset 0, in one streaming pass. Returns (hexdigest, bytes).
 
     A thread reads ahead into a few buffers while this one hashes, so on EFS the network
@@ -203,8 +205,8 @@ def hash_fd(fd: int, chunk: int = CHUNK, depth: int = DEPTH) -> Tuple[str, int]:
     sha = hashlib.sha256()
     free: "queue.Queue" = queue.Queue()
     full: "queue.Queue" = queue.Queue()
-    for _ in range(depth):
-        free.put(bytearray(chunk))
+    for _ in range(depth or DEPTH):
+        free.put(bytearray(chunk or HASH_CHUNK))
     failure: list = []
 
     def read_ahead() -> None:
