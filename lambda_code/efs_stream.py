@@ -68,11 +68,12 @@ def _fill(readinto: ReadInto, view: memoryview) -> int:
     return filled
 
 
-def open_for_copy(path_fd_factory: Callable[[int], Tuple[int, str]], size: Optional[int]) -> Tuple[int, str, bool]:
+def open_for_copy(path_fd_factory: Callable[[int], Tuple[int, str]], size: Optional[int],
+                  directory: str) -> Tuple[int, str, bool]:
     """Create the destination via ``path_fd_factory(extra_flags)``, with O_DIRECT when it helps
-    and the file system accepts it. Returns (fd, path, direct)."""
+    and the file system in ``directory`` suits it. Returns (fd, path, direct)."""
     o_direct = getattr(os, "O_DIRECT", 0)
-    if o_direct and size is not None and size >= DIRECT_MIN_BYTES:
+    if o_direct and size is not None and size >= DIRECT_MIN_BYTES and direct_io_suits(directory):
         try:
             fd, path = path_fd_factory(o_direct)
             return fd, path, True
@@ -81,6 +82,39 @@ def open_for_copy(path_fd_factory: Callable[[int], Tuple[int, str]], size: Optio
                 raise
     fd, path = path_fd_factory(0)
     return fd, path, False
+
+
+_fs_types: dict = {}
+
+
+def direct_io_suits(directory: str) -> bool:
+    """O_DIRECT pays on a local disk (no page-cache copy, nothing left for fsync). On NFS, and
+    so on EFS, each direct write waits for the server, while buffered writes stream behind
+    the copy and fsync only waits for the tail: keep the page cache there."""
+    fs_type = _fs_types.get(directory)
+    if fs_type is None:
+        fs_type = _fs_types[directory] = _mount_fs_type(directory)
+    return not fs_type.startswith("nfs")
+
+
+def _mount_fs_type(directory: str) -> str:
+    """The file system type of the mount holding ``directory`` (Linux mountinfo), or ''."""
+    real = os.path.realpath(directory)
+    best, best_type = "", ""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                fields = line.split()
+                if " - " not in line or len(fields) < 5:
+                    continue
+                mount_point = fields[4].replace("\\040", " ")
+                fs_type = line.split(" - ", 1)[1].split()[0]
+                inside = real == mount_point or real.startswith(mount_point.rstrip("/") + "/")
+                if inside and len(mount_point) >= len(best):
+                    best, best_type = mount_point, fs_type
+    except OSError:
+        return ""
+    return best_type
 
 
 class _Pipeline:

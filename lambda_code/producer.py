@@ -257,7 +257,7 @@ def _fetch_and_place(s3, layout: store.Layout, ev: ObjectEvent, fields: dict) ->
 
 def _copy_to_temp(layout: store.Layout, body, size: Optional[int]) -> Tuple[str, str, int]:
     """Stream the body into a new temp file on EFS (fsynced): (path, sha256, bytes)."""
-    fd, tmp, direct = stream.open_for_copy(lambda flags: layout.create_temp("model", flags), size)
+    fd, tmp, direct = stream.open_for_copy(lambda flags: layout.create_temp("model", flags), size, layout.tmp)
     try:
         sha256, nbytes = stream.copy_to_fd(stream.body_readinto(body), fd, direct, expected_size=size)
     except BaseException:

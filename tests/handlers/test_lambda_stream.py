@@ -87,10 +87,10 @@ def test_open_for_copy_prefers_direct_for_large_objects(tmp_path):
         made.append(flags)
         return os.open(path, os.O_WRONLY | os.O_CREAT | flags, 0o644), path
 
-    fd, _, direct = stream.open_for_copy(factory, stream.DIRECT_MIN_BYTES)
+    fd, _, direct = stream.open_for_copy(factory, stream.DIRECT_MIN_BYTES, str(tmp_path))
     os.close(fd)
     assert direct and made[-1] & os.O_DIRECT
-    fd, _, direct = stream.open_for_copy(factory, 10)
+    fd, _, direct = stream.open_for_copy(factory, 10, str(tmp_path))
     os.close(fd)
     assert not direct and made[-1] == 0
 
@@ -101,9 +101,28 @@ def test_open_for_copy_falls_back_when_direct_is_refused(tmp_path):
             raise OSError(22, "Invalid argument")
         return os.open(tmp_path / "t", os.O_WRONLY | os.O_CREAT, 0o644), str(tmp_path / "t")
 
-    fd, _, direct = stream.open_for_copy(factory, 1 << 30)
+    fd, _, direct = stream.open_for_copy(factory, 1 << 30, str(tmp_path))
     os.close(fd)
     assert direct is False
+
+
+def test_no_direct_io_on_nfs(tmp_path, monkeypatch):
+    monkeypatch.setattr(stream, "_fs_types", {})
+    monkeypatch.setattr(stream, "_mount_fs_type", lambda directory: "nfs4")
+    made = []
+
+    def factory(flags):
+        made.append(flags)
+        return os.open(tmp_path / "t", os.O_WRONLY | os.O_CREAT, 0o644), str(tmp_path / "t")
+
+    fd, _, direct = stream.open_for_copy(factory, 1 << 30, str(tmp_path))
+    os.close(fd)
+    assert (direct, made) == (False, [0])
+
+
+def test_mount_fs_type_reads_mountinfo():
+    assert stream._mount_fs_type("/") != ""
+    assert stream._mount_fs_type("/proc/self") == "proc"
 
 
 def test_body_readinto_falls_back_to_read_for_plain_bodies():
