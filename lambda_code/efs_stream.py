@@ -5,7 +5,8 @@ fills a buffer straight from the HTTP socket (``readinto``, no intermediate byte
 a hashing thread digests it, a writing thread writes it; hashlib and os.write release the GIL,
 so the three overlap. On a local file system large files are written with O_DIRECT from
 page-aligned buffers: the bytes skip the page cache, which saves a copy and leaves the final
-fsync nearly nothing to flush (not on NFS/EFS, where direct writes wait for the server). Memory is bounded by ``depth * chunk`` whatever the object size.
+fsync nearly nothing to flush (not on NFS/EFS, where direct writes wait for the server).
+Memory is bounded by ``depth * chunk`` whatever the object size.
 """
 
 from __future__ import annotations
