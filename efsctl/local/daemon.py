@@ -27,39 +27,13 @@ from typing import Any, Callable, Iterable
 from efsctl.config import LOCAL_CREDENTIALS, LOCAL_REGION
 from efsctl.local.clock import CloudClock
 from efsctl.local.options import CloudOptions
+from efsctl.local.startup import configure_moto, fast_moto_import
 from efsctl.local.version import cloud_version
 
 log = logging.getLogger("efsctl.local")
 
 WARM_APPS = ("sts", "iam", "ec2", "efs", "s3", "awslambda", "logs", "apigateway", "resourcegroupstaggingapi")
 REAP_EVERY = 30.0
-
-
-def fast_moto_import() -> None:
-    """Import moto's server with one shared botocore session.
-
-    ``moto.ec2.models.availability_zones_and_regions`` builds three ``boto3.Session()`` at import
-    time, each loading botocore's endpoint data again (about half a second); one session serves
-    all three, and moto's own cached session for region lists.
-    """
-    import boto3
-
-    from moto.core.base_backend import AccountSpecificBackend
-
-    shared = AccountSpecificBackend.get_session()
-    original = boto3.Session
-    boto3.Session = lambda *a, **k: shared if not a and not k else original(*a, **k)  # type: ignore[misc]
-    try:
-        import moto.ec2.models  # noqa: F401
-    finally:
-        boto3.Session = original  # type: ignore[misc]
-
-
-def configure_moto() -> None:
-    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
-    from moto.core.config import default_user_config
-
-    default_user_config["iam"]["load_aws_managed_policies"] = True
 
 
 class LocalCloud:
@@ -275,8 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the parent reads the reason from the log
         log.exception("the local cloud failed to start: %s", exc)
         return 1
+    mode = os.environ.get("EFSCTL_WARM_EXPERIMENT", "bg")
+    if mode == "sync":
+        cloud.warm()
     write_ready(Path(args.ready_file), cloud.health())
-    threading.Thread(target=cloud.warm, name="warm", daemon=True).start()
+    if mode == "bg":
+        threading.Thread(target=cloud.warm, name="warm", daemon=True).start()
     cloud.serve_until_stopped()
     cloud.stop()
     return 0

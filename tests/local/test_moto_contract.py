@@ -46,6 +46,20 @@ def test_server_internals_the_daemon_uses():
     assert hasattr(availability_zones_and_regions, "Session"), "fast_moto_import's shared session is now useless"
 
 
+def test_startup_shortcuts_still_apply():
+    import inspect
+
+    from moto import settings
+    from moto.core.base_backend import AccountSpecificBackend
+
+    from efsctl.local.startup import all_regions
+
+    assert tuple(inspect.signature(AccountSpecificBackend._generate_regions.__wrapped__).parameters) == \
+        ("self", "service_name")
+    assert "us-east-1" in all_regions() and "eu-west-1" in all_regions()
+    assert "MOTO_EC2_LOAD_DEFAULT_AMIS" in inspect.getsource(settings.ec2_load_default_amis)
+
+
 def _zip() -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as archive:
