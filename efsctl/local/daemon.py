@@ -249,12 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the parent reads the reason from the log
         log.exception("the local cloud failed to start: %s", exc)
         return 1
-    mode = os.environ.get("EFSCTL_WARM_EXPERIMENT", "bg")
-    if mode == "sync":
-        cloud.warm()
     write_ready(Path(args.ready_file), cloud.health())
-    if mode == "bg":
-        threading.Thread(target=cloud.warm, name="warm", daemon=True).start()
+    # Warm the backends on this core while the caller gets going on the other.
+    threading.Thread(target=cloud.warm, name="warm", daemon=True).start()
     cloud.serve_until_stopped()
     cloud.stop()
     return 0

@@ -8,7 +8,10 @@ at a backend's first use:
 - every service backend, when first used, lists its regions through botocore, which loads that
   service's whole API model (API Gateway's alone takes a third of a second): the regions of all
   partitions, read once from the endpoint data, serve every service;
-- EC2 loads 1,300 default AMIs (each with a snapshot volume) that this stack never uses.
+- EC2 loads 1,300 default AMIs (each with a snapshot volume) that this stack never uses;
+- moto loads each botocore API model through a new loader, and maps package names to service
+  names through a new session, each scanning botocore's data directory again: one loader and
+  one session serve every call (the models loaded stay cached, as moto caches them anyway).
 
 The contract test checks the internals touched here.
 """
@@ -42,13 +45,18 @@ def _regions(self: Any, service_name: str) -> list[str]:
 
 
 def fast_moto_import() -> None:
-    """Import moto's EC2 models with one shared botocore session; list regions without API models."""
+    """Import moto's EC2 models with one shared botocore session; list regions without API models;
+    share one model loader and one session."""
     import boto3
 
+    import moto.core.utils
     from moto.core.base_backend import AccountSpecificBackend
+    from moto.core.loaders import create_loader
 
     AccountSpecificBackend._generate_regions = _regions
+    moto.core.utils.create_loader = functools.lru_cache(maxsize=1)(create_loader)
     shared = AccountSpecificBackend.get_session()
+    moto.core.utils.Session = lambda: shared._session
     original = boto3.Session
     boto3.Session = lambda *a, **k: shared if not a and not k else original(*a, **k)  # type: ignore[misc]
     try:

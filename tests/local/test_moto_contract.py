@@ -58,6 +58,10 @@ def test_startup_shortcuts_still_apply():
         ("self", "service_name")
     assert "us-east-1" in all_regions() and "eu-west-1" in all_regions()
     assert "MOTO_EC2_LOAD_DEFAULT_AMIS" in inspect.getsource(settings.ec2_load_default_amis)
+    import moto.core.utils
+
+    assert "create_loader()" in inspect.getsource(moto.core.utils._load_service_model)
+    assert "Session()" in inspect.getsource(moto.core.utils.service_name_from_moto_package_name)
 
 
 def _zip() -> bytes:
