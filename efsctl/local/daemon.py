@@ -34,6 +34,7 @@ log = logging.getLogger("efsctl.local")
 
 WARM_APPS = ("sts", "iam", "ec2", "efs", "s3", "awslambda", "logs", "apigateway", "resourcegroupstaggingapi")
 REAP_EVERY = 30.0
+CHECK_DATA_EVERY = 2.0
 
 
 class LocalCloud:
@@ -156,11 +157,19 @@ class LocalCloud:
 
     # --- run and stop --------------------------------------------------------------------------
 
-    def serve_until_stopped(self) -> None:
+    def serve_until_stopped(self, ready_file: Path) -> None:
         # Short waits: a signal delivered to another thread does not interrupt the main thread's
         # wait, and Python runs the handler only when the main thread next runs bytecode.
         next_reap = time.monotonic() + REAP_EVERY
+        next_check = time.monotonic() + CHECK_DATA_EVERY
         while not self.stopping.wait(0.1):
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + CHECK_DATA_EVERY
+                if not ready_file.exists():
+                    # Nobody can find or stop a cloud whose record is gone (its state directory was
+                    # removed, say a test's temporary home): it ends itself rather than linger.
+                    log.warning("the data directory %s is gone; stopping", self.data_dir)
+                    return
             if time.monotonic() >= next_reap:
                 next_reap = time.monotonic() + REAP_EVERY
                 try:
@@ -252,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     write_ready(Path(args.ready_file), cloud.health())
     # Warm the backends on this core while the caller gets going on the other.
     threading.Thread(target=cloud.warm, name="warm", daemon=True).start()
-    cloud.serve_until_stopped()
+    cloud.serve_until_stopped(Path(args.ready_file))
     cloud.stop()
     return 0
 
