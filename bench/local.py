@@ -37,7 +37,8 @@ results: list[tuple[str, float, float | None, str]] = []
 def report(name: str, value: float, budget: float | None, unit: str) -> None:
     results.append((name, value, budget, unit))
     verdict = "" if budget is None else ("  ok" if value <= budget else "  OVER BUDGET")
-    limit = "" if budget is None else f" (budget {budget:g} {unit}, ratio {value / budget:.2f})"
+    ratio = f", ratio {value / budget:.2f}" if budget else ""
+    limit = "" if budget is None else f" (budget {budget:g} {unit}{ratio})"
     print(f"{name:<48} {value:8.2f} {unit}{limit}{verdict}", flush=True)
 
 

@@ -62,6 +62,14 @@ def test_startup_shortcuts_still_apply():
 
     assert "create_loader()" in inspect.getsource(moto.core.utils._load_service_model)
     assert "Session()" in inspect.getsource(moto.core.utils.service_name_from_moto_package_name)
+    import moto.iam.models
+
+    assert tuple(inspect.signature(moto.iam.models.get_account_id_from).parameters) == ("access_key",)
+    assert "from moto.iam.models import get_account_id_from" in inspect.getsource(
+        __import__("moto.core.responses", fromlist=["x"]).BaseResponse.get_current_account)
+    source = inspect.getsource(__import__("moto.apigateway.models", fromlist=["x"]))
+    assert "from openapi_spec_validator import validate" in source
+    assert "from openapi_spec_validator.validation.exceptions import OpenAPIValidationError" in source
 
 
 def _zip() -> bytes:
