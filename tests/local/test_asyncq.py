@@ -69,3 +69,18 @@ def test_throttled_events_wait_and_are_not_counted_as_failures():
 def test_event_for_a_deleted_function_is_dropped():
     rid, outcomes = run(FakeRuntime(), locate=lambda: None)
     assert outcomes == [(rid, "dropped", 1)]
+
+
+def test_a_reserved_event_holds_drain_until_it_is_submitted():
+    runtime = FakeRuntime()
+    invoker = AsyncInvoker(runtime, delays=(0.001, 0.001))
+    try:
+        invoker.reserve()
+        assert invoker.drain(0) is False
+        rid = invoker.submit("fn", lambda: "spec", b"{}", reserved=True)
+        assert invoker.drain(10) and invoker.outcomes == [(rid, "success", 1)]
+        invoker.reserve()
+        invoker.unreserve()
+        assert invoker.drain(0) is True
+    finally:
+        invoker.shutdown()
