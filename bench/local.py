@@ -39,7 +39,7 @@ def report(name: str, value: float, budget: float | None, unit: str) -> None:
     verdict = "" if budget is None else ("  ok" if value <= budget else "  OVER BUDGET")
     ratio = f", ratio {value / budget:.2f}" if budget else ""
     limit = "" if budget is None else f" (budget {budget:g} {unit}{ratio})"
-    print(f"{name:<48} {value:8.2f} {unit}{limit}{verdict}", flush=True)
+    print(f"{name:<58} {value:8.2f} {unit}{limit}{verdict}", flush=True)
 
 
 def clean_env(home: Path) -> dict[str, str]:
@@ -67,17 +67,24 @@ def bench_moto_import() -> None:
     report("python -c 'import moto.server' (median)", statistics.median(runs) * 1000, None, "ms")
 
 
-def bench_up() -> None:
-    """``efsctl up --local`` cold, then again unchanged (wall, as a user runs it)."""
-    home = Path(tempfile.mkdtemp(prefix="efsctl-bench-up-"))
-    env = clean_env(home)
+def bench_up(runs: int = 3) -> None:
+    """``efsctl up --local`` cold, then again unchanged (wall, as a user runs it); median of ``runs``."""
     efsctl = [sys.executable, "-m", "efsctl"]
-    try:
-        report("efsctl up --local, cold", timed_run(efsctl + ["up", "--local"], env), 3.0, "s")
-        report("efsctl up --local, unchanged stack", timed_run(efsctl + ["up", "--local"], env), 1.0, "s")
-        report("mutating calls of the unchanged up", float(count_mutating_calls(home)), 0.0, "calls")
-    finally:
-        subprocess.run(efsctl + ["down", "--yes"], env=env, capture_output=True, timeout=300)
+    cold, warm, mutating = [], [], 0
+    for _ in range(runs):
+        home = Path(tempfile.mkdtemp(prefix="efsctl-bench-up-"))
+        env = clean_env(home)
+        try:
+            cold.append(timed_run(efsctl + ["up", "--local"], env))
+            warm.append(timed_run(efsctl + ["up", "--local"], env))
+        finally:
+            if len(cold) == runs:
+                mutating = count_mutating_calls(home)
+            subprocess.run(efsctl + ["down", "--yes"], env=env, capture_output=True, timeout=300)
+    report(f"efsctl up --local, cold (median of {runs}; best {min(cold):.2f} s)", statistics.median(cold), 3.0, "s")
+    report(f"efsctl up --local, unchanged (median of {runs}; best {min(warm):.2f} s)", statistics.median(warm),
+           1.0, "s")
+    report("mutating calls of the unchanged up", float(mutating), 0.0, "calls")
 
 
 def count_mutating_calls(home: Path) -> int:
@@ -340,7 +347,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=500)
     args = parser.parse_args()
-    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus", flush=True)
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}", flush=True)
     bench_moto_import()
     bench_cold_start()
     bench_first_answer()
