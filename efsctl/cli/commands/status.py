@@ -20,7 +20,15 @@ def status(
     """
     app = get_app(ctx, json_out)
     state = app.state()
-    live, problem = _observe(app, state)
+    local = None
+    if state is not None and state.is_local:
+        from efsctl.local import local_status_section
+
+        local = local_status_section(app.store, state.stack)
+    if local is not None and local["health"] != "healthy":
+        live, problem = None, f"The local cloud is {local['health']} ({local['problem']})."
+    else:
+        live, problem = _observe(app, state)
     if state is None and (live is None or live.observed.empty):
         if json_out:
             app.console.emit_json({"stack": app.stack, "exists": False})
@@ -35,7 +43,8 @@ def status(
                                "account": state.account, "live": live is not None, "error": problem,
                                "api_url": api_url, "resources": {row["key"]: row for row in rows},
                                "outputs": state.outputs, "local": state.local,
-                               "lambda_enis": len(live.observed.lambda_enis) if live else None})
+                               "lambda_enis": len(live.observed.lambda_enis) if live else None,
+                               **({"local_cloud": local} if local else {})})
         return
     where = f"{state.target}, {state.region or 'region unknown'}" + (f", account {state.account}" if state.account else "")
     app.console.info(f"Stack {state.stack} ({where})")
@@ -44,9 +53,10 @@ def status(
     app.console.table(["resource", "id", "state", "drift"],
                       [(r["key"], r.get("id") or "-", r.get("state") or "", r.get("drift") or "") for r in rows])
     app.console.info(f"API: {api_url or '-'}")
-    if state.is_local and state.local:
-        app.console.info(f"Local cloud: {state.local.get('endpoint_url')} (pid {state.local.get('pid')}), "
-                         f"gateway {state.local.get('gateway_url')}")
+    if local:
+        app.console.info(f"Local cloud: {local['health']} (pid {local['pid']}), AWS endpoint {local['endpoint_url']}, "
+                         f"API {local['gateway_url']}, log {local['log_file']}"
+                         + (f"; {local['problem']}" if local.get("problem") else ""))
 
 
 def _observe(app: AppContext, state: StackState | None) -> tuple[Any, str | None]:

@@ -1,0 +1,367 @@
+"""Budgets of the local cloud, measured in one run: ``python bench/local.py [--requests N]``.
+
+- ``efsctl up --local`` cold <= 3 s, and ``up`` again on the unchanged stack <= 1 s with zero
+  mutating calls (needs the ``up`` engine; until it is merged, the cold start of the local cloud
+  process to healthy is measured instead, with moto's server import time for scale);
+- gateway + runtime overhead <= 5 ms p50 over calling the same handler in-process: a signed POST
+  through the execute-api gateway to a trivial handler, against a direct call of that handler.
+
+Prints one line per figure and exits 1 if a budget is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import importlib.util
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from efsctl.config import LOCAL_CREDENTIALS, LOCAL_REGION  # noqa: E402
+
+TRIVIAL = "def handler(event, context):\n    return {'statusCode': 200, 'body': 'ok'}\n"
+results: list[tuple[str, float, float | None, str]] = []
+
+
+def report(name: str, value: float, budget: float | None, unit: str) -> None:
+    results.append((name, value, budget, unit))
+    verdict = "" if budget is None else ("  ok" if value <= budget else "  OVER BUDGET")
+    ratio = f", ratio {value / budget:.2f}" if budget else ""
+    limit = "" if budget is None else f" (budget {budget:g} {unit}{ratio})"
+    print(f"{name:<58} {value:8.2f} {unit}{limit}{verdict}", flush=True)
+
+
+def clean_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(EFSCTL_HOME=str(home), PYTHONPATH=str(ROOT), AWS_CONFIG_FILE=os.devnull,
+               AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_EC2_METADATA_DISABLED="true")
+    return env
+
+
+def timed_run(args: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    elapsed = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    return elapsed
+
+
+def bench_moto_import() -> None:
+    runs = []
+    for _ in range(3):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import moto.server"], check=True)
+        runs.append(time.perf_counter() - started)
+    report("python -c 'import moto.server' (median)", statistics.median(runs) * 1000, None, "ms")
+
+
+def bench_up(runs: int = 3) -> None:
+    """``efsctl up --local`` cold, then again unchanged (wall, as a user runs it); median of ``runs``."""
+    efsctl = [sys.executable, "-m", "efsctl"]
+    cold, warm, mutating = [], [], 0
+    for _ in range(runs):
+        home = Path(tempfile.mkdtemp(prefix="efsctl-bench-up-"))
+        env = clean_env(home)
+        try:
+            cold.append(timed_run(efsctl + ["up", "--local"], env))
+            warm.append(timed_run(efsctl + ["up", "--local"], env))
+        finally:
+            if len(cold) == runs:
+                mutating = count_mutating_calls(home)
+            subprocess.run(efsctl + ["down", "--yes"], env=env, capture_output=True, timeout=300)
+    report(f"efsctl up --local, cold (median of {runs}; best {min(cold):.2f} s)", statistics.median(cold), 3.0, "s")
+    report(f"efsctl up --local, unchanged (median of {runs}; best {min(warm):.2f} s)", statistics.median(warm),
+           1.0, "s")
+    report("mutating calls of the unchanged up", float(mutating), 0.0, "calls")
+
+
+def count_mutating_calls(home: Path) -> int:
+    """Run ``up`` once more in-process, counting every mutating AWS call it makes."""
+    code = (
+        "import sys\n"
+        "from efsctl.aws import session\n"
+        "count = []\n"
+        "original = session.AwsContext.__init__\n"
+        "def init(self, *a, **k):\n"
+        "    original(self, *a, **k)\n"
+        "    self.add_call_hook(lambda s, op, p: count.append(op) if session.is_mutating(op) else None)\n"
+        "session.AwsContext.__init__ = init\n"
+        "from typer.testing import CliRunner\n"
+        "from efsctl.cli import app\n"
+        "result = CliRunner().invoke(app, ['up', '--local'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print(len(count), ' '.join(count))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=clean_env(home), capture_output=True, text=True,
+                         timeout=300)
+    if out.returncode != 0:
+        raise SystemExit(f"counting mutating calls failed:\n{out.stdout}\n{out.stderr}")
+    calls = out.stdout.split()
+    if calls and calls[0] != "0":
+        print(f"    mutating calls: {' '.join(calls[1:])}")
+    return int(calls[0]) if calls else 0
+
+
+def bench_cold_start() -> None:
+    """The local cloud process from nothing to healthy, as ``up --local`` starts it."""
+    from efsctl.local import ensure_local_cloud, stop_local_cloud
+    from efsctl.state import StateStore
+
+    class Quiet:
+        def line(self, *a, **k): pass
+        def progress(self, *a, **k): pass
+        def warn(self, *a, **k): pass
+
+    runs = []
+    for _ in range(3):
+        store = StateStore(Path(tempfile.mkdtemp(prefix="efsctl-bench-cold-")))
+        started = time.perf_counter()
+        ensure_local_cloud(store, "bench", Quiet())
+        runs.append(time.perf_counter() - started)
+        stop_local_cloud(store, "bench", Quiet())
+    report("local cloud cold start to healthy (median)", statistics.median(runs), None, "s")
+
+
+def bench_first_answer() -> None:
+    """A fresh CLI-like process: start the local cloud, then the first AWS answer through efsctl's
+    AWS layer. This is the fixed part of a cold ``up --local`` (everything but ``up``'s own calls)."""
+    code = (
+        "import time, tempfile\n"
+        "from pathlib import Path\n"
+        "from efsctl.console import Console\n"
+        "from efsctl.config import LOCAL_CREDENTIALS, LOCAL_REGION\n"
+        "from efsctl.local import ensure_local_cloud, stop_local_cloud\n"
+        "from efsctl.state import StateStore\n"
+        "store = StateStore(Path(tempfile.mkdtemp()))\n"
+        "record = ensure_local_cloud(store, 'bench', Console(json_mode=True))\n"
+        "from efsctl.aws.session import AwsContext\n"
+        "aws = AwsContext(region=LOCAL_REGION, endpoint_url=record['endpoint_url'], credentials=dict(LOCAL_CREDENTIALS))\n"
+        "aws.client('sts').get_caller_identity()\n"
+        "print(time.time())\n"
+        "stop_local_cloud(store, 'bench', Console(json_mode=True))\n"
+    )
+    runs = []
+    for _ in range(3):
+        started = time.time()
+        done = subprocess.run([sys.executable, "-c", code], env=clean_env(Path(tempfile.mkdtemp())),
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise SystemExit(done.stderr)
+        runs.append(float(done.stdout.split()[-1]) - started)
+    report("new process to first AWS answer (median)", statistics.median(runs), None, "s")
+
+
+PROXY_UP = r"""
+import io, json, tempfile, time, zipfile
+from pathlib import Path
+from efsctl.console import Console
+from efsctl.config import LOCAL_CREDENTIALS, LOCAL_REGION
+from efsctl.local import ensure_local_cloud, stop_local_cloud
+from efsctl.state import StateStore
+store = StateStore(Path(tempfile.mkdtemp()))
+record = ensure_local_cloud(store, "proxy", Console(json_mode=True))
+from efsctl.aws.session import AwsContext
+aws = AwsContext(region=LOCAL_REGION, endpoint_url=record["endpoint_url"], credentials=dict(LOCAL_CREDENTIALS))
+c = aws.client
+tags = [{"Key": "efsctl:stack", "Value": "proxy"}]
+spec = lambda kind: [{"ResourceType": kind, "Tags": tags}]
+acct = c("sts").get_caller_identity()["Account"]
+vpc = c("ec2").create_vpc(CidrBlock="10.42.0.0/16", TagSpecifications=spec("vpc"))["Vpc"]["VpcId"]
+c("ec2").modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
+subnets = [c("ec2").create_subnet(VpcId=vpc, CidrBlock=f"10.42.{i}.0/24", AvailabilityZone=f"us-east-1{z}",
+           TagSpecifications=spec("subnet"))["Subnet"]["SubnetId"] for i, z in ((1, "a"), (2, "b"))]
+rt = c("ec2").create_route_table(VpcId=vpc, TagSpecifications=spec("route-table"))["RouteTable"]["RouteTableId"]
+for sn in subnets:
+    c("ec2").associate_route_table(RouteTableId=rt, SubnetId=sn)
+c("ec2").create_vpc_endpoint(VpcId=vpc, ServiceName="com.amazonaws.us-east-1.s3", VpcEndpointType="Gateway",
+                             RouteTableIds=[rt])
+sg_l = c("ec2").create_security_group(GroupName="l", Description="l", VpcId=vpc)["GroupId"]
+sg_e = c("ec2").create_security_group(GroupName="e", Description="e", VpcId=vpc)["GroupId"]
+c("ec2").authorize_security_group_ingress(GroupId=sg_e, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 2049,
+    "ToPort": 2049, "UserIdGroupPairs": [{"GroupId": sg_l}]}])
+fs = c("efs").create_file_system(CreationToken="proxy", Encrypted=True, ThroughputMode="elastic")["FileSystemId"]
+c("efs").describe_file_systems(FileSystemId=fs)
+for sn in subnets:
+    c("efs").create_mount_target(FileSystemId=fs, SubnetId=sn, SecurityGroups=[sg_e])
+c("efs").describe_mount_targets(FileSystemId=fs)
+ap = c("efs").create_access_point(FileSystemId=fs, PosixUser={"Uid": 1000, "Gid": 1000}, RootDirectory={
+    "Path": "/lambda", "CreationInfo": {"OwnerUid": 1000, "OwnerGid": 1000, "Permissions": "750"}})["AccessPointArn"]
+bucket = f"efsctl-proxy-{acct}-us-east-1"
+c("s3").create_bucket(Bucket=bucket)
+c("s3").put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={k: True for k in (
+    "BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")})
+c("s3").put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [
+    {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+c("s3").put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags})
+trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                    "Principal": {"Service": "lambda.amazonaws.com"}}]})
+buf = io.BytesIO()
+with zipfile.ZipFile(buf, "w") as z:
+    z.writestr("app.py", "def handler(e, c):\n    return {}\n")
+arns = {}
+for fn in ("producer", "consumer"):
+    role = c("iam").create_role(RoleName=f"proxy-{fn}", AssumeRolePolicyDocument=trust, Tags=tags)["Role"]["Arn"]
+    c("iam").put_role_policy(RoleName=f"proxy-{fn}", PolicyName="p", PolicyDocument=json.dumps({"Version":
+        "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}))
+    c("iam").attach_role_policy(RoleName=f"proxy-{fn}",
+                                PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole")
+    c("logs").create_log_group(logGroupName=f"/aws/lambda/proxy-{fn}")
+    c("logs").put_retention_policy(logGroupName=f"/aws/lambda/proxy-{fn}", retentionInDays=14)
+    arns[fn] = c("lambda").create_function(FunctionName=f"proxy-{fn}", Runtime="python3.12", Role=role,
+        Handler="app.handler", Code={"ZipFile": buf.getvalue()}, Architectures=["arm64"],
+        VpcConfig={"SubnetIds": subnets, "SecurityGroupIds": [sg_l]},
+        FileSystemConfigs=[{"Arn": ap, "LocalMountPath": "/mnt/efs"}])["FunctionArn"]
+c("lambda").add_permission(FunctionName="proxy-producer", StatementId="s3", Action="lambda:InvokeFunction",
+                           Principal="s3.amazonaws.com", SourceArn=f"arn:aws:s3:::{bucket}", SourceAccount=acct)
+c("s3").put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+    "LambdaFunctionConfigurations": [{"LambdaFunctionArn": arns["producer"], "Events": ["s3:ObjectCreated:*"]}]})
+api = c("apigatewayv2").create_api(Name="proxy", ProtocolType="HTTP", Tags={"efsctl:stack": "proxy"})["ApiId"]
+integ = c("apigatewayv2").create_integration(ApiId=api, IntegrationType="AWS_PROXY",
+    IntegrationUri=arns["consumer"], PayloadFormatVersion="2.0")["IntegrationId"]
+for key in ("POST /predict", "GET /models", "GET /models/{name+}"):
+    c("apigatewayv2").create_route(ApiId=api, RouteKey=key, Target=f"integrations/{integ}", AuthorizationType="AWS_IAM")
+c("apigatewayv2").create_stage(ApiId=api, StageName="$default", AutoDeploy=True)
+c("lambda").add_permission(FunctionName="proxy-consumer", StatementId="api", Action="lambda:InvokeFunction",
+    Principal="apigateway.amazonaws.com", SourceArn=f"arn:aws:execute-api:us-east-1:{acct}:{api}/*/*/*")
+print(time.time())
+stop_local_cloud(store, "proxy", Console(json_mode=True))
+"""
+
+
+def bench_proxy_up() -> None:
+    """Until ``up`` is merged: a new process that starts the local cloud and makes the ~50 calls
+    that create this stack, through efsctl's AWS layer (no waits, no observation)."""
+    import resource
+
+    runs, cpu = [], []
+    for _ in range(3):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.time()
+        done = subprocess.run([sys.executable, "-c", PROXY_UP], env=clean_env(Path(tempfile.mkdtemp())),
+                              capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise SystemExit(done.stderr)
+        runs.append(float(done.stdout.split()[-1]) - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+    report("proxy: new process, cloud + stack's create calls", statistics.median(runs), None, "s")
+    report("proxy: CPU of CLI + cloud processes together", statistics.median(cpu), None, "s")
+
+
+def handler_zip() -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as archive:
+        archive.writestr(zipfile.ZipInfo("app.py", (1980, 1, 1, 0, 0, 0)), TRIVIAL)
+    return buf.getvalue()
+
+
+def bench_gateway(requests: int) -> None:
+    import boto3
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from efsctl.local import ensure_local_cloud, stop_local_cloud
+    from efsctl.state import StateStore
+
+    class Quiet:
+        def line(self, *a, **k): pass
+        def progress(self, *a, **k): pass
+        def warn(self, *a, **k): pass
+
+    store = StateStore(Path(tempfile.mkdtemp(prefix="efsctl-bench-gw-")))
+    record = ensure_local_cloud(store, "bench", Quiet())
+    try:
+        def client(service):
+            return boto3.client(service, endpoint_url=record["endpoint_url"], region_name=LOCAL_REGION,
+                                **LOCAL_CREDENTIALS)
+
+        lam, apigw = client("lambda"), client("apigatewayv2")
+        role = client("iam").create_role(RoleName="bench", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        fn_arn = lam.create_function(FunctionName="bench", Runtime="python3.12", Role=role, Handler="app.handler",
+                                     Code={"ZipFile": handler_zip()})["FunctionArn"]
+        api = apigw.create_api(Name="bench", ProtocolType="HTTP", Tags={"efsctl:stack": "bench"})["ApiId"]
+        integration = apigw.create_integration(ApiId=api, IntegrationType="AWS_PROXY", IntegrationUri=fn_arn,
+                                               PayloadFormatVersion="2.0")["IntegrationId"]
+        apigw.create_route(ApiId=api, RouteKey="POST /predict", Target=f"integrations/{integration}",
+                           AuthorizationType="AWS_IAM")
+        apigw.create_stage(ApiId=api, StageName="$default", AutoDeploy=True)
+        lam.add_permission(FunctionName="bench", StatementId="apigw", Action="lambda:InvokeFunction",
+                           Principal="apigateway.amazonaws.com",
+                           SourceArn=f"arn:aws:execute-api:{LOCAL_REGION}:123456789012:{api}/*/*/*")
+
+        url = f"{record['gateway_url']}/predict"
+        port = int(record["gateway_port"])
+        creds = Credentials(LOCAL_CREDENTIALS["aws_access_key_id"], LOCAL_CREDENTIALS["aws_secret_access_key"])
+        body = json.dumps({"model": "bench.bin", "verify": False}).encode()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+        def through_gateway() -> float:
+            started = time.perf_counter()
+            request = AWSRequest(method="POST", url=url, data=body, headers={"content-type": "application/json"})
+            SigV4Auth(creds, "execute-api", LOCAL_REGION).add_auth(request)
+            conn.request("POST", "/predict", body=body, headers=dict(request.headers.items()))
+            response = conn.getresponse()
+            payload = response.read()
+            assert response.status == 200 and payload == b"ok", (response.status, payload)
+            return time.perf_counter() - started
+
+        namespace: dict = {}
+        exec(compile(TRIVIAL, "app.py", "exec"), namespace)
+        handler = namespace["handler"]
+        event = {"version": "2.0", "body": body.decode()}
+
+        def in_process() -> float:
+            started = time.perf_counter()
+            handler(json.loads(json.dumps(event)), None)
+            return time.perf_counter() - started
+
+        for _ in range(20):   # warm: the first call starts the execution environment
+            through_gateway()
+        gateway = sorted(through_gateway() for _ in range(requests))
+        direct = sorted(in_process() for _ in range(requests))
+        p50 = lambda xs: xs[len(xs) // 2] * 1000  # noqa: E731
+        p90 = lambda xs: xs[int(len(xs) * 0.9)] * 1000  # noqa: E731
+        report("signed POST through the gateway, p50", p50(gateway), None, "ms")
+        report("signed POST through the gateway, p90", p90(gateway), None, "ms")
+        report("same handler called in-process, p50", p50(direct), None, "ms")
+        report("gateway + runtime overhead, p50", p50(gateway) - p50(direct), 5.0, "ms")
+        conn.close()
+    finally:
+        stop_local_cloud(store, "bench", Quiet())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=500)
+    args = parser.parse_args()
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}", flush=True)
+    bench_moto_import()
+    bench_cold_start()
+    bench_first_answer()
+    if importlib.util.find_spec("efsctl.stack") is not None:
+        bench_up()
+    else:
+        print("efsctl up --local: the up engine (efsctl.stack) is not merged yet; measuring a proxy", flush=True)
+        bench_proxy_up()
+    bench_gateway(args.requests)
+    missed = [name for name, value, budget, _ in results if budget is not None and value > budget]
+    if missed:
+        print("over budget: " + ", ".join(missed))
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""The embedded local cloud: moto, a Lambda runtime and an execute-api gateway in one process.
+
+This module is what the rest of efsctl calls; it imports only the standard library at module
+level (moto loads inside the daemon process, never in the CLI):
+
+- :func:`ensure_local_cloud` starts (or reuses) the stack's process and returns its record,
+  which ``up`` stores as ``state.local`` (``endpoint_url``, ``gateway_url``, ``pid``, ...);
+- :func:`stop_local_cloud` stops it, frees its ports and removes its data (idempotent);
+- :func:`local_cloud_health` and :func:`local_status_section` report on it for ``status``;
+- :func:`require_local_cloud` turns a dead local cloud into one clear error.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from efsctl.console import Console
+    from efsctl.local.options import CloudOptions
+    from efsctl.state import StateStore
+    from efsctl.waits import Clock
+
+__all__ = ["ensure_local_cloud", "stop_local_cloud", "local_cloud_health", "local_status_section",
+           "require_local_cloud"]
+
+
+def ensure_local_cloud(store: "StateStore", stack: str, console: "Console", *, realism: str = "instant",
+                       time_scale: float = 1.0, options: "CloudOptions | None" = None,
+                       clock: "Clock | None" = None) -> dict[str, Any]:
+    """Start or reuse the stack's local cloud; wait (bounded, visibly) until it is healthy.
+
+    Returns the record kept in ``<state>/local/<stack>/cloud.json``: ``endpoint_url`` (every AWS
+    API), ``gateway_url`` (the HTTP API), ``pid``, ``log_file``, ``version`` and the ports.
+    ``options`` sets more than the profile (retry delays, concurrency; tests use it).
+    """
+    from efsctl.local import lifecycle
+    from efsctl.local.options import CloudOptions
+
+    if options is None:
+        try:
+            options = CloudOptions(realism=realism, time_scale=time_scale)
+        except ValueError as exc:
+            from efsctl.errors import ConfigError
+
+            raise ConfigError(f"Invalid local cloud option: {exc}.") from None
+    return lifecycle.ensure(store, stack, console, options, clock=clock)
+
+
+def stop_local_cloud(store: "StateStore", stack: str, console: "Console", *, clock: "Clock | None" = None) -> None:
+    """Stop the stack's local cloud (SIGTERM, bounded wait, SIGKILL), free its ports, remove its data."""
+    from efsctl.local import lifecycle
+
+    lifecycle.stop(store, stack, console, clock=clock)
+
+
+def local_cloud_health(store: "StateStore", stack: str) -> dict[str, Any] | None:
+    """None if the stack has no local cloud record; else the record plus what is true now
+    (``healthy``, ``pid_alive``, ``endpoint_ok``, ``gateway_ok``, ``problem``)."""
+    from efsctl.local import lifecycle
+
+    data_dir = store.local_dir(stack)
+    record = lifecycle.read_record(data_dir)
+    if record is None:
+        return None
+    return {**lifecycle.public(record), **lifecycle.probe(data_dir, record)}
+
+
+def local_status_section(store: "StateStore", stack: str) -> dict[str, Any]:
+    """What ``status`` shows about the local cloud (text and ``--json``)."""
+    health = local_cloud_health(store, stack)
+    if health is None:
+        return {"health": "not started", "endpoint_url": None, "gateway_url": None, "pid": None,
+                "log_file": str(store.local_dir(stack) / "cloud.log"), "problem": "no local cloud is recorded"}
+    return {"health": "healthy" if health["healthy"] else ("stopped" if not health["pid_alive"] else "unhealthy"),
+            "endpoint_url": health.get("endpoint_url"), "gateway_url": health.get("gateway_url"),
+            "pid": health.get("pid"), "log_file": health.get("log_file"), "version": health.get("version"),
+            "realism": health.get("realism"), "time_scale": health.get("time_scale"),
+            "problem": health.get("problem")}
+
+
+def require_local_cloud(store: "StateStore", stack: str) -> dict[str, Any]:
+    """The healthy local cloud's record, or a :class:`LocalCloudError` saying what to do."""
+    from efsctl.local.lifecycle import LocalCloudError
+
+    health = local_cloud_health(store, stack)
+    if health is None or not health["healthy"]:
+        problem = "it was never started" if health is None else health["problem"]
+        raise LocalCloudError(f"The local cloud of stack {stack!r} is not running ({problem}); its AWS state is lost.",
+                              "Run `efsctl up --local` to start a fresh one and re-create the stack.")
+    return health

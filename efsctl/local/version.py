@@ -1,0 +1,20 @@
+"""The local cloud's version: a running process is reused only by the same efsctl and moto."""
+
+from __future__ import annotations
+
+from efsctl import __version__
+
+PROTOCOL = 1   # bump when the daemon's arguments, ready file or control paths change
+
+
+def moto_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("moto")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def cloud_version() -> str:
+    return f"efsctl-{__version__}/moto-{moto_version()}/p{PROTOCOL}"

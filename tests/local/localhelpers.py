@@ -1,0 +1,96 @@
+"""Helpers for the local cloud tests: the test handlers' zip, plain HTTP, SigV4 signing."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import zipfile
+from urllib.parse import urlsplit
+
+from efsctl.config import LOCAL_CREDENTIALS, LOCAL_REGION
+
+HANDLERS = r'''
+import json, os, time, urllib.parse
+
+import boto3
+
+def copy_to_efs(event, context):
+    """S3 event -> the object's bytes under EFS_MOUNT_PATH, plus the event beside it."""
+    root = os.environ["EFS_MOUNT_PATH"]
+    s3 = boto3.client("s3")
+    for record in event["Records"]:
+        key = urllib.parse.unquote_plus(record["s3"]["object"]["key"])
+        body = s3.get_object(Bucket=record["s3"]["bucket"]["name"], Key=key)["Body"].read()
+        path = os.path.join(root, key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as fh:
+            fh.write(body)
+        with open(path + ".event.json", "w") as fh:
+            json.dump({"event": event, "env": {k: v for k, v in os.environ.items() if k.startswith(("AWS_", "EFS"))},
+                       "cwd": os.getcwd(), "file": __file__}, fh)
+        print(json.dumps({"msg": "copied", "key": key, "bytes": len(body)}))
+
+def echo(event, context):
+    print("echo", context.aws_request_id)
+    return {"statusCode": 201, "headers": {"content-type": "application/json", "x-echo": "yes"},
+            "cookies": ["a=1"], "body": json.dumps({"event": event, "pid": os.getpid()})}
+
+def plain(event, context):
+    return {"hello": "world"}
+
+def pid(event, context):
+    time.sleep(event.get("sleep", 0))
+    return {"pid": os.getpid()}
+
+def sleepy(event, context):
+    print("going to sleep")
+    time.sleep(event.get("seconds", 30))
+    return "woke up"
+
+def boom(event, context):
+    raise ValueError("boom: " + str(event.get("why", "no reason")))
+
+def flaky(event, context):
+    """Fails until it has been called event['fail'] times (counted on EFS)."""
+    path = os.path.join(os.environ["EFS_MOUNT_PATH"], "flaky-" + event["name"])
+    count = int(open(path).read()) if os.path.exists(path) else 0
+    with open(path, "w") as fh:
+        fh.write(str(count + 1))
+    if count < event["fail"]:
+        raise RuntimeError(f"attempt {count + 1} fails")
+    return {"attempts": count + 1}
+'''
+
+
+def handler_zip(source: str = HANDLERS) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as archive:
+        info = zipfile.ZipInfo("app.py", date_time=(1980, 1, 1, 0, 0, 0))
+        info.external_attr = 0o644 << 16
+        archive.writestr(info, source)
+    return buf.getvalue()
+
+
+def http_request(method: str, url: str, body: bytes = b"", headers: dict[str, str] | None = None,
+                 timeout: float = 40.0) -> tuple[int, dict[str, str], bytes]:
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+    try:
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        conn.request(method, target, body=body or None, headers=headers or {})
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def signed_headers(method: str, url: str, body: bytes = b"", headers: dict[str, str] | None = None,
+                   secret: str | None = None) -> dict[str, str]:
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
+    creds = Credentials(LOCAL_CREDENTIALS["aws_access_key_id"], secret or LOCAL_CREDENTIALS["aws_secret_access_key"])
+    SigV4Auth(creds, "execute-api", LOCAL_REGION).add_auth(request)
+    return dict(request.headers.items())
