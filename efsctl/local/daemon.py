@@ -28,39 +28,14 @@ from typing import Any, Callable, Iterable
 from efsctl.config import LOCAL_CREDENTIALS, LOCAL_REGION
 from efsctl.local.clock import CloudClock
 from efsctl.local.options import CloudOptions
+from efsctl.local.startup import configure_moto, fast_moto_import
 from efsctl.local.version import cloud_version
 
 log = logging.getLogger("efsctl.local")
 
 WARM_APPS = ("sts", "iam", "ec2", "efs", "s3", "awslambda", "logs", "apigateway", "resourcegroupstaggingapi")
 REAP_EVERY = 30.0
-
-
-def fast_moto_import() -> None:
-    """Import moto's server with one shared botocore session.
-
-    ``moto.ec2.models.availability_zones_and_regions`` builds three ``boto3.Session()`` at import
-    time, each loading botocore's endpoint data again (about half a second); one session serves
-    all three, and moto's own cached session for region lists.
-    """
-    import boto3
-
-    from moto.core.base_backend import AccountSpecificBackend
-
-    shared = AccountSpecificBackend.get_session()
-    original = boto3.Session
-    boto3.Session = lambda *a, **k: shared if not a and not k else original(*a, **k)  # type: ignore[misc]
-    try:
-        import moto.ec2.models  # noqa: F401
-    finally:
-        boto3.Session = original  # type: ignore[misc]
-
-
-def configure_moto() -> None:
-    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
-    from moto.core.config import default_user_config
-
-    default_user_config["iam"]["load_aws_managed_policies"] = True
+CHECK_DATA_EVERY = 2.0
 
 
 class LocalCloud:
@@ -194,11 +169,19 @@ class LocalCloud:
 
     # --- run and stop --------------------------------------------------------------------------
 
-    def serve_until_stopped(self) -> None:
+    def serve_until_stopped(self, ready_file: Path) -> None:
         # Short waits: a signal delivered to another thread does not interrupt the main thread's
         # wait, and Python runs the handler only when the main thread next runs bytecode.
         next_reap = time.monotonic() + REAP_EVERY
+        next_check = time.monotonic() + CHECK_DATA_EVERY
         while not self.stopping.wait(0.1):
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + CHECK_DATA_EVERY
+                if not ready_file.exists():
+                    # Nobody can find or stop a cloud whose record is gone (its state directory was
+                    # removed, say a test's temporary home): it ends itself rather than linger.
+                    log.warning("the data directory %s is gone; stopping", self.data_dir)
+                    return
             if time.monotonic() >= next_reap:
                 next_reap = time.monotonic() + REAP_EVERY
                 try:
@@ -288,8 +271,9 @@ def main(argv: list[str] | None = None) -> int:
         log.exception("the local cloud failed to start: %s", exc)
         return 1
     write_ready(Path(args.ready_file), cloud.health())
+    # Warm the backends on this core while the caller gets going on the other.
     threading.Thread(target=cloud.warm, name="warm", daemon=True).start()
-    cloud.serve_until_stopped()
+    cloud.serve_until_stopped(Path(args.ready_file))
     cloud.stop()
     return 0
 

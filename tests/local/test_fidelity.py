@@ -95,6 +95,14 @@ def test_an_unconditional_deny_still_denies(cloud):
         s3.get_object(Bucket="efsctl-deny", Key="secret/a")
 
 
+def test_openapi_documents_are_still_validated(cloud):
+    # The daemon defers openapi_spec_validator's import to the first validation (efsctl/local/startup.py).
+    with pytest.raises(ClientError) as caught:
+        cloud.client("apigateway").import_rest_api(failOnWarnings=True, body=json.dumps(
+            {"openapi": "3.0.0", "info": {"title": "t", "description": "d"}, "paths": {"/x": {"get": "nope"}}}))
+    assert caught.value.response["Error"]["Code"] == "BadRequestException"
+
+
 def test_managed_policies_are_loaded(cloud):
     policy = cloud.client("iam").get_policy(
         PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole")["Policy"]

@@ -125,6 +125,18 @@ def test_another_profile_replaces_the_process(store, console):
         stop_local_cloud(store, "delta", console)
 
 
+def test_a_cloud_whose_state_directory_is_removed_ends_itself(store, console):
+    record = ensure_local_cloud(store, "zeta", console)
+    try:
+        import shutil
+
+        shutil.rmtree(store.local_dir("zeta"))
+        lifecycle._children[record["pid"]].wait(timeout=15)
+        assert not pid_alive(record["pid"])
+    finally:
+        stop_local_cloud(store, "zeta", console)
+
+
 def test_a_start_failure_is_one_clear_error(store, console, monkeypatch):
     monkeypatch.setattr(sys, "executable", "/bin/false")
     with pytest.raises(LocalCloudError) as caught:

@@ -46,6 +46,32 @@ def test_server_internals_the_daemon_uses():
     assert hasattr(availability_zones_and_regions, "Session"), "fast_moto_import's shared session is now useless"
 
 
+def test_startup_shortcuts_still_apply():
+    import inspect
+
+    from moto import settings
+    from moto.core.base_backend import AccountSpecificBackend
+
+    from efsctl.local.startup import all_regions
+
+    assert tuple(inspect.signature(AccountSpecificBackend._generate_regions.__wrapped__).parameters) == \
+        ("self", "service_name")
+    assert "us-east-1" in all_regions() and "eu-west-1" in all_regions()
+    assert "MOTO_EC2_LOAD_DEFAULT_AMIS" in inspect.getsource(settings.ec2_load_default_amis)
+    import moto.core.utils
+
+    assert "create_loader()" in inspect.getsource(moto.core.utils._load_service_model)
+    assert "Session()" in inspect.getsource(moto.core.utils.service_name_from_moto_package_name)
+    import moto.iam.models
+
+    assert tuple(inspect.signature(moto.iam.models.get_account_id_from).parameters) == ("access_key",)
+    assert "from moto.iam.models import get_account_id_from" in inspect.getsource(
+        __import__("moto.core.responses", fromlist=["x"]).BaseResponse.get_current_account)
+    source = inspect.getsource(__import__("moto.apigateway.models", fromlist=["x"]))
+    assert "from openapi_spec_validator import validate" in source
+    assert "from openapi_spec_validator.validation.exceptions import OpenAPIValidationError" in source
+
+
 def _zip() -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as archive:

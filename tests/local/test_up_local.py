@@ -62,6 +62,12 @@ def test_up_local_upload_predict_and_down(cli, efsctl_home):
         assert again.exit_code == 0, again.output
     finally:
         down = cli("down", "--yes")
+        if down.exit_code != 0:   # never leave the process behind
+            from efsctl.console import Console
+            from efsctl.local import stop_local_cloud
+            from efsctl.state import StateStore
+
+            stop_local_cloud(StateStore(efsctl_home), "default", Console())
     assert down.exit_code == 0, down.output
     assert not pid_alive(local["pid"])
     assert not port_open(int(endpoint.rsplit(":", 1)[1])) and not port_open(int(gateway.rsplit(":", 1)[1]))

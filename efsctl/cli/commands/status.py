@@ -20,7 +20,15 @@ def status(
     """
     app = get_app(ctx, json_out)
     state = app.state()
-    live, problem = _observe(app, state)
+    local = None
+    if state is not None and state.is_local:
+        from efsctl.local import local_status_section
+
+        local = local_status_section(app.store, state.stack)
+    if local is not None and local["health"] != "healthy":
+        live, problem = None, f"The local cloud is {local['health']} ({local['problem']})."
+    else:
+        live, problem = _observe(app, state)
     if state is None and (live is None or live.observed.empty):
         if json_out:
             app.console.emit_json({"stack": app.stack, "exists": False})
@@ -30,11 +38,6 @@ def status(
     state = state or StackState(stack=app.stack, region=live.config.region, account=live.config.account)
     rows = _rows(live, state)
     api_url = _api_url(live, state)
-    local = None
-    if state.is_local:
-        from efsctl.local import local_status_section
-
-        local = local_status_section(app.store, state.stack)
     if json_out:
         app.console.emit_json({"stack": state.stack, "exists": True, "target": state.target, "region": state.region,
                                "account": state.account, "live": live is not None, "error": problem,
@@ -63,13 +66,8 @@ def _observe(app: AppContext, state: StackState | None) -> tuple[Any, str | None
         from efsctl.stack.deploy import UpSettings, preview
 
         return preview(aws, app.stack, UpSettings.from_dict(state.settings if state else {})), None
-    except Exception as exc:  # noqa: BLE001 - an unreachable target (a stopped local cloud) is shown, not raised
-        from efsctl.aws.errors import translate
-
-        error = exc if isinstance(exc, EfsctlError) else translate(exc)
-        if error is None:
-            raise
-        return None, error.message
+    except EfsctlError as exc:
+        return None, exc.message
 
 
 def _rows(live: Any, state: StackState) -> list[dict[str, Any]]:

@@ -54,15 +54,31 @@ class AsyncInvoker:
         self._thread.start()
         self.outcomes: list[tuple[str, str, int]] = []   # (request id, status, attempts), most recent last
 
-    def submit(self, function: str, locate: Callable[[], Any], event: bytes, *, source: str = "Invoke") -> str:
-        """Queue ``event`` for the function ``locate()`` returns at run time; return the request id."""
+    def submit(self, function: str, locate: Callable[[], Any], event: bytes, *, source: str = "Invoke",
+               reserved: bool = False) -> str:
+        """Queue ``event`` for the function ``locate()`` returns at run time; return the request id.
+
+        ``reserved``: the event was counted by :meth:`reserve` already.
+        """
         now = self.clock.now()
         job = _Job(now, next(self._seq), str(uuid.uuid4()), function, locate, event, source, now)
         with self._cond:
-            self._pending += 1
+            if not reserved:
+                self._pending += 1
             heapq.heappush(self._heap, job)
             self._cond.notify_all()
         return job.request_id
+
+    def reserve(self) -> None:
+        """Count an event that will be submitted shortly (S3 sends it once the upload has been
+        answered), so that :meth:`drain` waits for it; :meth:`submit` it or :meth:`unreserve` it."""
+        with self._cond:
+            self._pending += 1
+
+    def unreserve(self) -> None:
+        with self._cond:
+            self._pending -= 1
+            self._cond.notify_all()
 
     @property
     def pending(self) -> int:
