@@ -289,7 +289,9 @@ def bench_gateway(requests: int) -> None:
                                 **LOCAL_CREDENTIALS)
 
         lam, apigw = client("lambda"), client("apigatewayv2")
-        role = client("iam").create_role(RoleName="bench", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                         "Principal": {"Service": "lambda.amazonaws.com"}}]}
+        role = client("iam").create_role(RoleName="bench", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
         fn_arn = lam.create_function(FunctionName="bench", Runtime="python3.12", Role=role, Handler="app.handler",
                                      Code={"ZipFile": handler_zip()})["FunctionArn"]
         api = apigw.create_api(Name="bench", ProtocolType="HTTP", Tags={"efsctl:stack": "bench"})["ApiId"]
