@@ -136,9 +136,9 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
             refuse_second_update(fn)
             if "Role" in body or "VpcConfig" in body:
                 check_role(self.account_id, str(body.get("Role", fn.role)), body.get("VpcConfig", fn._vpc_config))
-            fn_started = line.now()
+            started = line.now()
             result = original(self, function_name, qualifier, body)
-            setattr(fn, UPDATED, fn_started)
+            setattr(fn, UPDATED, started)
             return _with_state(fn, result)
         return update_function_configuration
 
