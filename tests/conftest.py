@@ -15,6 +15,28 @@ AWS_VARS = ["AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECR
             "AWS_ENDPOINT_URL", "EFSCTL_STACK", "EFSCTL_HOME", "XDG_STATE_HOME"]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def serialized_inprocess_moto():
+    """moto's backends are not thread-safe (a lazily built backend or a dict iterated while
+    another thread adds to it raises RuntimeError), and efsctl's executor calls AWS from
+    several threads. Against in-process moto, handle one request at a time: the callers stay
+    concurrent, the fake stays consistent. (Server-mode moto is untouched.)"""
+    import threading
+
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    lock = threading.RLock()
+    original = BotocoreStubber.process_request
+
+    def process_request(self, request):
+        with lock:
+            return original(self, request)
+
+    BotocoreStubber.process_request = process_request
+    yield
+    BotocoreStubber.process_request = original
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path, monkeypatch):
     for var in AWS_VARS:
