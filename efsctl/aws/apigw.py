@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from efsctl.aws.errors import aws_call, is_code
+from efsctl.aws.errors import attempt, aws_call, is_code
 from efsctl.aws.paginate import paginate
 from efsctl.aws.session import AwsContext
 
@@ -123,10 +123,4 @@ def tag_resource(aws: AwsContext, arn: str, tags: Mapping[str, str]) -> None:
 @aws_call
 def delete_api(aws: AwsContext, api_id: str) -> bool:
     """Delete the HTTP API with its integrations, routes and stages."""
-    try:
-        _apigw(aws).delete_api(ApiId=api_id)
-        return True
-    except Exception as exc:
-        if is_code(exc, "NotFoundException"):
-            return False
-        raise
+    return attempt(lambda: _apigw(aws).delete_api(ApiId=api_id), "NotFoundException")

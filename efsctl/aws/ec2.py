@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Mapping
 
-from efsctl.aws.errors import aws_call, is_code
+from efsctl.aws.errors import attempt, aws_call, is_code
 from efsctl.aws.paginate import paginate
 from efsctl.aws.session import AwsContext
 from efsctl.aws.tags import tag_filters, tag_list, tag_specs
@@ -296,37 +296,20 @@ def network_interfaces_in(aws: AwsContext, *, group_id: str | None = None, subne
 
 @aws_call
 def delete_network_interface(aws: AwsContext, eni_id: str) -> bool:
-    try:
-        _ec2(aws).delete_network_interface(NetworkInterfaceId=eni_id)
-        return True
-    except Exception as exc:
-        if _gone(exc):
-            return False
-        raise
+    return attempt(lambda: _ec2(aws).delete_network_interface(NetworkInterfaceId=eni_id), *GONE_CODES)
 
 
 @aws_call
 def revoke_ingress_rules_if_present(aws: AwsContext, group_id: str, rule_ids: list[str]) -> bool:
     if not rule_ids:
         return False
-    try:
-        _ec2(aws).revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=rule_ids)
-        return True
-    except Exception as exc:
-        if _gone(exc):
-            return False
-        raise
+    return attempt(lambda: _ec2(aws).revoke_security_group_ingress(GroupId=group_id, SecurityGroupRuleIds=rule_ids),
+                   *GONE_CODES)
 
 
 @aws_call
 def delete_security_group(aws: AwsContext, group_id: str) -> bool:
-    try:
-        _ec2(aws).delete_security_group(GroupId=group_id)
-        return True
-    except Exception as exc:
-        if _gone(exc):
-            return False
-        raise
+    return attempt(lambda: _ec2(aws).delete_security_group(GroupId=group_id), *GONE_CODES)
 
 
 @aws_call
@@ -351,43 +334,19 @@ def delete_vpc_endpoints(aws: AwsContext, endpoint_ids: list[str]) -> bool:
 
 @aws_call
 def disassociate_route_table(aws: AwsContext, association_id: str) -> bool:
-    try:
-        _ec2(aws).disassociate_route_table(AssociationId=association_id)
-        return True
-    except Exception as exc:
-        if _gone(exc):
-            return False
-        raise
+    return attempt(lambda: _ec2(aws).disassociate_route_table(AssociationId=association_id), *GONE_CODES)
 
 
 @aws_call
 def delete_route_table(aws: AwsContext, route_table_id: str) -> bool:
-    try:
-        _ec2(aws).delete_route_table(RouteTableId=route_table_id)
-        return True
-    except Exception as exc:
-        if _gone(exc):
-            return False
-        raise
+    return attempt(lambda: _ec2(aws).delete_route_table(RouteTableId=route_table_id), *GONE_CODES)
 
 
 @aws_call
 def delete_subnet(aws: AwsContext, subnet_id: str) -> bool:
-    try:
-        _ec2(aws).delete_subnet(SubnetId=subnet_id)
-        return True
-    except Exception as exc:
-        if _gone(exc):
-            return False
-        raise
+    return attempt(lambda: _ec2(aws).delete_subnet(SubnetId=subnet_id), *GONE_CODES)
 
 
 @aws_call
 def delete_vpc(aws: AwsContext, vpc_id: str) -> bool:
-    try:
-        _ec2(aws).delete_vpc(VpcId=vpc_id)
-        return True
-    except Exception as exc:
-        if _gone(exc):
-            return False
-        raise
+    return attempt(lambda: _ec2(aws).delete_vpc(VpcId=vpc_id), *GONE_CODES)

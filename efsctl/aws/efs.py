@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Mapping
 
-from efsctl.aws.errors import aws_call, is_code
+from efsctl.aws.errors import attempt, aws_call, is_code
 from efsctl.aws.paginate import paginate
 from efsctl.aws.session import AwsContext
 from efsctl.aws.tags import tag_list
@@ -151,33 +151,15 @@ def tag_resource(aws: AwsContext, resource_id: str, tags: Mapping[str, str]) -> 
 
 @aws_call
 def delete_access_point(aws: AwsContext, access_point_id: str) -> bool:
-    try:
-        _efs(aws).delete_access_point(AccessPointId=access_point_id)
-        return True
-    except Exception as exc:
-        if is_code(exc, "AccessPointNotFound"):
-            return False
-        raise
+    return attempt(lambda: _efs(aws).delete_access_point(AccessPointId=access_point_id), "AccessPointNotFound")
 
 
 @aws_call
 def delete_mount_target(aws: AwsContext, mount_target_id: str) -> bool:
-    try:
-        _efs(aws).delete_mount_target(MountTargetId=mount_target_id)
-        return True
-    except Exception as exc:
-        if is_code(exc, "MountTargetNotFound"):
-            return False
-        raise
+    return attempt(lambda: _efs(aws).delete_mount_target(MountTargetId=mount_target_id), "MountTargetNotFound")
 
 
 @aws_call
 def delete_file_system(aws: AwsContext, file_system_id: str) -> bool:
     """Delete the file system; ``FileSystemInUse`` (mount targets not gone yet) propagates."""
-    try:
-        _efs(aws).delete_file_system(FileSystemId=file_system_id)
-        return True
-    except Exception as exc:
-        if is_code(exc, "FileSystemNotFound"):
-            return False
-        raise
+    return attempt(lambda: _efs(aws).delete_file_system(FileSystemId=file_system_id), "FileSystemNotFound")

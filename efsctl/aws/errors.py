@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Callable, ParamSpec, TypeVar
+from typing import Any, Callable, ParamSpec, TypeVar
 
 from botocore.exceptions import (BotoCoreError, ClientError, EndpointConnectionError,
                                  NoCredentialsError, NoRegionError, ProfileNotFound)
@@ -117,3 +117,15 @@ def aws_call(fn: Callable[P, R]) -> Callable[P, R]:
 
 def is_code(exc: BaseException, *codes: str) -> bool:
     return error_code(exc) in codes
+
+
+def attempt(call: Callable[[], Any], *codes: str) -> bool:
+    """Run ``call``: True if it ran, False if AWS answered with one of ``codes`` (a delete of
+    something already gone, a create of something that exists); any other error propagates."""
+    try:
+        call()
+        return True
+    except Exception as exc:
+        if is_code(exc, *codes):
+            return False
+        raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-from efsctl.aws.errors import aws_call, is_code
+from efsctl.aws.errors import attempt, aws_call, is_code
 from efsctl.aws.session import AwsContext
 
 
@@ -118,10 +118,4 @@ def detach_from_vpc(aws: AwsContext, name: str) -> dict[str, Any] | None:
 
 @aws_call
 def delete_function(aws: AwsContext, name: str) -> bool:
-    try:
-        _lambda(aws).delete_function(FunctionName=name)
-        return True
-    except Exception as exc:
-        if is_code(exc, "ResourceNotFoundException"):
-            return False
-        raise
+    return attempt(lambda: _lambda(aws).delete_function(FunctionName=name), "ResourceNotFoundException")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from efsctl.aws.errors import aws_call, is_code
+from efsctl.aws.errors import attempt, aws_call, is_code
 from efsctl.aws.paginate import paginate
 from efsctl.aws.session import AwsContext
 
@@ -51,10 +51,4 @@ def tag_log_group(aws: AwsContext, name: str, tags: Mapping[str, str]) -> None:
 
 @aws_call
 def delete_log_group(aws: AwsContext, name: str) -> bool:
-    try:
-        _logs(aws).delete_log_group(logGroupName=name)
-        return True
-    except Exception as exc:
-        if is_code(exc, "ResourceNotFoundException"):
-            return False
-        raise
+    return attempt(lambda: _logs(aws).delete_log_group(logGroupName=name), "ResourceNotFoundException")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
-from efsctl.aws.errors import aws_call, error_code, is_code
+from efsctl.aws.errors import attempt, aws_call, error_code, is_code
 from efsctl.aws.paginate import paginate
 from efsctl.aws.session import AwsContext
 from efsctl.aws.tags import tag_dict, tag_list
@@ -235,10 +235,4 @@ def delete_bucket_policy(aws: AwsContext, name: str) -> None:
 @aws_call
 def delete_bucket(aws: AwsContext, name: str) -> bool:
     """Delete the (empty) bucket; ``BucketNotEmpty`` propagates."""
-    try:
-        _s3(aws).delete_bucket(Bucket=name)
-        return True
-    except Exception as exc:
-        if is_code(exc, "NoSuchBucket"):
-            return False
-        raise
+    return attempt(lambda: _s3(aws).delete_bucket(Bucket=name), "NoSuchBucket")
