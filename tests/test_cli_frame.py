@@ -65,3 +65,20 @@ def test_help_does_not_import_heavy_modules():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """`efsctl ... | head` must not end in an error when head stops reading."""
+    script = (
+        "import sys, typer\n"
+        "from efsctl.cli.app import app\n"
+        "@app.command('spew')\n"
+        "def spew():\n"
+        "    for i in range(100000):\n"
+        "        print('line', i)\n"
+        "app(['spew'], prog_name='efsctl')\n"
+    )
+    out = subprocess.run(f"{sys.executable} -c \"{script}\" | head -1", shell=True, capture_output=True,
+                         text=True, timeout=60)
+    assert out.stdout == "line 0\n"
+    assert out.stderr == ""

@@ -59,6 +59,13 @@ class EfsctlGroup(TyperGroup):
         except KeyboardInterrupt:
             _console(ctx).error("Interrupted.", "Re-run the same command to resume; it picks up where it stopped.")
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except BrokenPipeError:
+            # The reader went away (`efsctl tail-logs --json | head`): stop quietly, and point
+            # stdout at /dev/null so the interpreter's final flush does not complain again.
+            import os
+
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(0) from None
         except Exception as exc:  # noqa: BLE001 - this is the one place errors are mapped
             if isinstance(exc, typer.BadParameter) or type(exc).__module__.startswith(("click", "typer")):
                 raise
