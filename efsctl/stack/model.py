@@ -39,7 +39,10 @@ API_STATEMENT_ID = "efsctl-apigateway-invoke"
 NOTIFICATION_ID = "efsctl-models"
 LAMBDA_TRUST = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
-ENI_ACTIONS = ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface"]
+# What Lambda needs to manage a VPC function's network interfaces: the actions of AWS's
+# AWSLambdaVPCAccessExecutionRole (v3), which the Lambda guide lists as required.
+ENI_ACTIONS = ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets",
+               "ec2:DeleteNetworkInterface", "ec2:AssignPrivateIpAddresses", "ec2:UnassignPrivateIpAddresses"]
 PUBLIC_ACCESS_BLOCK = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True,
                        "RestrictPublicBuckets": True}
 FUNCTIONS = ("producer", "consumer")

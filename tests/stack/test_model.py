@@ -111,8 +111,10 @@ def test_roles_are_least_privilege():
         assert statements["MountFileSystem"]["Resource"] == Ref("efs", "arn")
         assert statements["WriteOwnLogs"]["Resource"] == (
             f"arn:aws:logs:us-west-2:111122223333:log-group:/aws/lambda/efsctl-demo-{which}:*")
+        # Exactly AWSLambdaVPCAccessExecutionRole's EC2 actions, nothing more.
         assert sorted(statements["VpcNetworkInterfaces"]["Action"]) == [
-            "ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface", "ec2:DescribeNetworkInterfaces"]
+            "ec2:AssignPrivateIpAddresses", "ec2:CreateNetworkInterface", "ec2:DeleteNetworkInterface",
+            "ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "ec2:UnassignPrivateIpAddresses"]
 
 
 @pytest.mark.parametrize("cidr,expected", [("10.42.0.0/16", ("10.42.0.0/20", "10.42.16.0/20")),
