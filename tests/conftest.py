@@ -73,6 +73,18 @@ def moto_aws(aws_credentials, monkeypatch):
         yield
 
 
+@pytest.fixture(scope="module")
+def moto_server():
+    """A plain moto server on 127.0.0.1 (one per test module); yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
 class CliResult:
     def __init__(self, result):
         self.exit_code = result.exit_code

@@ -12,17 +12,6 @@ BUCKET = "efsctl-local1-123456789012-us-east-1"
 PRODUCER = "/aws/lambda/efsctl-local1-producer"
 
 
-@pytest.fixture(scope="module")
-def moto_server():
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
 def local_stack(moto_server, efsctl_home, api_server):
     import boto3

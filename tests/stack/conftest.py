@@ -34,6 +34,11 @@ def moto_module():
         yield
 
 
+@pytest.fixture(scope="module")
+def server(moto_server):
+    return moto_server
+
+
 class Calls:
     """Every API call an AwsContext makes, in order: (service, operation, params)."""
 

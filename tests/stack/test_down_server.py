@@ -25,17 +25,6 @@ ORDER = [("fn-producer:detach", "fn-producer"), ("fn-consumer:detach", "fn-consu
          ("s3-notification", "bucket"), ("api", "fn-consumer")]
 
 
-@pytest.fixture(scope="module")
-def server():
-    from moto.server import ThreadedMotoServer
-
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    yield f"http://{host}:{port}"
-    moto.stop()
-
-
 @pytest.fixture
 def env(server, aws_credentials, monkeypatch):
     monkeypatch.setenv("AWS_ENDPOINT_URL", server)

@@ -13,17 +13,6 @@ import pytest
 from efsctl.aws.session import is_mutating
 from efsctl.state import StateStore
 
-@pytest.fixture(scope="module")
-def server():
-    from moto.server import ThreadedMotoServer
-
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    yield f"http://{host}:{port}"
-    moto.stop()
-
-
 @pytest.fixture
 def calls(monkeypatch):
     from efsctl.aws.session import AwsContext
