@@ -9,33 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from efsctl.aws.session import is_mutating
 from efsctl.stack.deploy import UpSettings, deploy
 from efsctl.waits import FakeClock
+from crash_support import Killed, Killer
 
 # Mutating calls a fresh `up` makes (test_fresh_up_call_count keeps this honest).
 FRESH_MUTATING_CALLS = 39
-
-
-class Killed(BaseException):
-    pass
-
-
-class Killer:
-    """A call hook that kills the run once ``n`` mutating calls are issued (``None``: never)."""
-
-    def __init__(self) -> None:
-        self.n: int | None = None
-        self.issued = 0
-
-    def arm(self, n: int) -> None:
-        self.n, self.issued = n, 0
-
-    def __call__(self, service: str, operation: str, params: dict) -> None:
-        if self.n is not None and self.issued >= self.n:
-            raise Killed(f"killed after {self.n} mutating calls")
-        if is_mutating(operation):
-            self.issued += 1
 
 
 @pytest.fixture(scope="module")

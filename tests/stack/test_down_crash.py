@@ -14,32 +14,12 @@ from efsctl.aws.session import AwsContext, is_mutating
 from efsctl.stack import teardown as td
 from efsctl.stack.deploy import UpSettings, deploy
 from efsctl.waits import FakeClock
+from crash_support import Killed, Killer
 
 # Kill points, bounded to keep the suite fast: spread over `up`'s ~40 mutating calls and `down`'s.
 DOWN_MUTATING_CALLS = 29
 UP_KILLS = (0, 1, 3, 6, 10, 14, 18, 22, 26, 30, 34, 38)
 DOWN_KILLS = (0, 1, 3, 6, 10, 14, 18, 22, 25, 28)
-
-
-class Killed(BaseException):
-    pass
-
-
-class Killer:
-    def __init__(self) -> None:
-        self.n: int | None = None
-        self.issued = 0
-        self.fired = False
-
-    def arm(self, n: int | None) -> None:
-        self.n, self.issued, self.fired = n, 0, False
-
-    def __call__(self, service: str, operation: str, params: dict) -> None:
-        if self.n is not None and self.issued >= self.n:
-            self.fired = True
-            raise Killed(f"killed after {self.n} mutating calls")
-        if is_mutating(operation):
-            self.issued += 1
 
 
 @pytest.fixture(scope="module")
