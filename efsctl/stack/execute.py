@@ -12,13 +12,12 @@ everything finished so far, so the caller can save what exists and report the er
 from __future__ import annotations
 
 import threading
-import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
 from efsctl.aws.session import AwsContext
 from efsctl.stack.drift import diff
+from efsctl.stack.graph import CancellableClock, run_graph
 from efsctl.stack.model import Names, resolve
 from efsctl.stack.observe import Observed
 from efsctl.stack.plan import CREATE, SKIP, Action, Plan
@@ -87,25 +86,6 @@ class Execution:
             raise self.error
 
 
-class _CancellableClock(Clock):
-    """The injected clock, whose sleeps end early (raising :class:`Cancelled`) once cancelled."""
-
-    def __init__(self, inner: Clock, cancelled: threading.Event) -> None:
-        super().__init__(now=inner.now, sleep=self._sleep)
-        self._inner = inner
-        self._cancelled = cancelled
-
-    def _sleep(self, seconds: float) -> None:
-        if self._cancelled.is_set():
-            raise Cancelled()
-        if self._inner.sleep is time.sleep:
-            self._cancelled.wait(seconds)
-        else:
-            self._inner.sleep(seconds)
-        if self._cancelled.is_set():
-            raise Cancelled()
-
-
 def run_action(action: Action, ctx: StepContext, done: dict[str, Observed]) -> Observed:
     """Create, converge or keep one resource; return it ready for its dependents.
 
@@ -140,7 +120,7 @@ def execute(plan: Plan, aws: AwsContext, names: Names, *, clock: Clock | None = 
     clock = clock or Clock()
     reporter = reporter or NullReporter()
     cancelled = threading.Event()
-    step_clock = _CancellableClock(clock, cancelled)
+    step_clock = CancellableClock(clock, cancelled)
     actions = {a.key: a for a in plan.actions}
     waiting_on = {a.key: {d for d in a.depends_on if d in actions} for a in plan.actions}
     done: dict[str, Observed] = {}
@@ -156,55 +136,33 @@ def execute(plan: Plan, aws: AwsContext, names: Names, *, clock: Clock | None = 
         return StepResult(action.key, action.kind, action.verb, observed, clock.now() - began, action.reasons,
                           began - start)
 
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="efsctl-step")
-    running: dict[Future[StepResult], Action] = {}
+    def inline(key: str) -> StepResult | None:
+        action = actions[key]
+        if action.verb == SKIP and action.observed is not None and (
+                action.kind not in STEPS or STEPS[action.kind].ready(action.observed)):
+            # Nothing to change or wait for: no thread, no call.
+            return StepResult(key, action.kind, SKIP, action.observed, 0.0, action.reasons, clock.now() - start)
+        submitted[key] = clock.now()
+        return None
+
+    def finish(key: str, result: StepResult) -> None:
+        done[key] = result.observed
+        execution.results[key] = result
+        reporter.step_finished(result)
+
+    def fail(key: str, error: BaseException) -> None:
+        if execution.error is None and not isinstance(error, Cancelled):
+            execution.error, execution.failed_key = error, key
+            cancelled.set()
+            reporter.step_failed(key, error, clock.now() - submitted[key])
+
     submitted: dict[str, float] = {}
-    try:
-        while True:
-            ready = [k for k, deps in waiting_on.items() if not deps] if execution.error is None else []
-            for key in ready:
-                del waiting_on[key]
-                action = actions[key]
-                if action.verb == SKIP and action.observed is not None and (
-                        action.kind not in STEPS or STEPS[action.kind].ready(action.observed)):
-                    # Nothing to change or wait for: no thread, no call.
-                    _complete(StepResult(key, action.kind, SKIP, action.observed, 0.0, action.reasons,
-                                         clock.now() - start), done, waiting_on, execution, reporter)
-                else:
-                    running[pool.submit(run, action)] = action
-                    submitted[key] = clock.now()
-            if ready:
-                continue  # finishing a skip may have unblocked more
-            if not running:
-                break
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for future in finished:
-                action = running.pop(future)
-                error = future.exception()
-                if error is None:
-                    _complete(future.result(), done, waiting_on, execution, reporter)
-                elif execution.error is None and not isinstance(error, Cancelled):
-                    execution.error, execution.failed_key = error, action.key
-                    cancelled.set()
-                    reporter.step_failed(action.key, error, clock.now() - submitted[action.key])
-    except BaseException:
-        cancelled.set()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+    waiting_on = run_graph(waiting_on, run=lambda key: run(actions[key]), finish=finish, fail=fail,
+                           cancelled=cancelled, inline=inline, workers=workers, thread_name="efsctl-step")
     if execution.error is None and waiting_on:
         execution.error = RuntimeError(f"plan has unsatisfiable dependencies: {sorted(waiting_on)}")
     execution.elapsed = clock.now() - start
     return execution
-
-
-def _complete(result: StepResult, done: dict[str, Observed], waiting_on: dict[str, set[str]], execution: Execution,
-              reporter: Reporter) -> None:
-    done[result.key] = result.observed
-    execution.results[result.key] = result
-    for deps in waiting_on.values():
-        deps.discard(result.key)
-    reporter.step_finished(result)
 
 
 __all__ = ["Execution", "NullReporter", "Reporter", "Runner", "StepResult", "execute", "run_action"]

@@ -24,14 +24,13 @@ re-run after a crash (of `up` or `down`) observes what is left and finishes the 
 from __future__ import annotations
 
 import threading
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, TypeVar
 
 from efsctl.aws import s3
 from efsctl.aws.session import AwsContext
 from efsctl.errors import EfsctlError
-from efsctl.stack.execute import _CancellableClock as CancellableClock  # the `up` executor's, shared
+from efsctl.stack.graph import CancellableClock, run_graph
 from efsctl.stack.model import FUNCTIONS, KEYS, StackConfig, desired_stack
 from efsctl.stack.observe import Observed, ObservedState, network_scope, observe_for_teardown
 from efsctl.stack.steps import Cancelled
@@ -332,7 +331,6 @@ def run_teardown(plan: TeardownPlan, aws: AwsContext, *, timeout: float = DEFAUL
     deadline = start + timeout
     result = TeardownResult(plan)
     waiting_on = {k: set(t.deps) for k, t in plan.tasks.items()}
-    failed: set[str] = set()
     lock = threading.Lock()
 
     def run(task: Task) -> TaskResult:
@@ -349,55 +347,25 @@ def run_teardown(plan: TeardownPlan, aws: AwsContext, *, timeout: float = DEFAUL
                     result.counts[name] = result.counts.get(name, 0) + count
         return TaskResult(task, detail, clock.now() - began, began - start)
 
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="efsctl-down")
-    running: dict[Future[TaskResult], Task] = {}
-    try:
-        while True:
-            if not cancelled.is_set():
-                _hold_back(waiting_on, failed)
-                for key in [k for k, deps in waiting_on.items() if not deps]:
-                    del waiting_on[key]
-                    running[pool.submit(run, plan.tasks[key])] = plan.tasks[key]
-            if not running:
-                break
-            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for future in finished:
-                task = running.pop(future)
-                error = future.exception()
-                if error is None:
-                    done = future.result()
-                    result.results[task.key] = done
-                    for deps in waiting_on.values():
-                        deps.discard(task.key)
-                    reporter.task_finished(task, done.detail, done.elapsed)
-                    continue
-                failed.add(task.key)
-                if isinstance(error, Cancelled):
-                    continue
-                result.errors.append((task.key, error))
-                reporter.task_failed(task, error, clock.now() - start)
-                if not isinstance(error, Exception):
-                    cancelled.set()
-    except BaseException:
-        cancelled.set()
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
-    if not result.errors and waiting_on and not failed:
+    def finish(key: str, done: TaskResult) -> None:
+        result.results[key] = done
+        reporter.task_finished(done.task, done.detail, done.elapsed)
+
+    def fail(key: str, error: BaseException) -> None:
+        # Only what depends on the failed task is held back; a fatal error stops everything.
+        if isinstance(error, Cancelled):
+            return
+        result.errors.append((key, error))
+        reporter.task_failed(plan.tasks[key], error, clock.now() - start)
+        if not isinstance(error, Exception):
+            cancelled.set()
+
+    waiting_on = run_graph(waiting_on, run=lambda key: run(plan.tasks[key]), finish=finish, fail=fail,
+                           cancelled=cancelled, workers=workers, thread_name="efsctl-down")
+    if not result.errors and waiting_on:
         result.errors.append(("", RuntimeError(f"teardown has unsatisfiable dependencies: {sorted(waiting_on)}")))
     result.elapsed = clock.now() - start
     return result
-
-
-def _hold_back(waiting_on: dict[str, set[str]], failed: set[str]) -> None:
-    """Drop the tasks that depend, directly or not, on a failed one: they cannot run now."""
-    changed = True
-    while changed:
-        changed = False
-        for key in [k for k, deps in waiting_on.items() if deps & failed]:
-            del waiting_on[key]
-            failed.add(key)
-            changed = True
 
 
 # --- the pipeline ----------------------------------------------------------------------------
