@@ -143,7 +143,10 @@ class LocalCloud:
     def drain(self, query: dict[str, list[str]]) -> dict[str, Any]:
         """Wait (bounded by ``?timeout=``) until every queued asynchronous event has finished."""
         timeout = min(60.0, float((query.get("timeout") or ["10"])[0]))
-        return {"drained": self.invoker.drain(timeout), **self.stats()}
+        deadline = time.monotonic() + timeout
+        # First what requests have deferred (S3 events still being handed over), then the queue.
+        drained = self.deferral.wait_idle(timeout) and self.invoker.drain(max(0.0, deadline - time.monotonic()))
+        return {"drained": drained, **self.stats()}
 
     def inventory(self, query: dict[str, list[str]]) -> dict[str, Any]:
         """What the cloud still holds, by kind (a check that ``down`` left nothing)."""
