@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from efsctl.errors import ConfigError
+from efsctl.stack.model import FUNCTIONS, Names
 from efsctl.state import StackState
-
-FUNCTIONS = ("producer", "consumer")
 
 
 @dataclass
@@ -33,26 +32,16 @@ class DriveTarget:
         return self.api_url
 
 
-def function_name(stack: str, function: str) -> str:
-    return f"efsctl-{stack}-{function}"
-
-
-def bucket_name(stack: str, account: str, region: str) -> str:
-    return f"efsctl-{stack}-{account}-{region}"
-
-
 def resolve_target(state: StackState, aws: Any) -> DriveTarget:
     """The drive target for ``state``; ``aws`` (an AwsContext) is asked only for what is missing."""
     outputs = state.outputs or {}
     region = state.region or aws.region
-    functions = {fn: (outputs.get("functions") or {}).get(fn) or function_name(state.stack, fn)
-                 for fn in FUNCTIONS}
-    log_groups = {fn: (outputs.get("log_groups") or {}).get(fn) or f"/aws/lambda/{functions[fn]}"
-                  for fn in FUNCTIONS}
+    names = Names(state.stack, state.account or "", region)  # the account matters only for the bucket
+    functions = {fn: (outputs.get("functions") or {}).get(fn) or names.function(fn) for fn in FUNCTIONS}
+    log_groups = {fn: (outputs.get("log_groups") or {}).get(fn) or names.log_group(fn) for fn in FUNCTIONS}
     bucket = outputs.get("bucket")
     if not bucket:
-        account = state.account or aws.account_id()
-        bucket = bucket_name(state.stack, account, region)
+        bucket = Names(state.stack, state.account or aws.account_id(), region).bucket
     api_url = outputs.get("api_url") or (state.local.get("gateway_url") if state.is_local else None)
     return DriveTarget(stack=state.stack, region=region, is_local=state.is_local,
                        api_url=api_url, bucket=bucket, functions=functions,
