@@ -82,15 +82,7 @@ def _cache_put(identity, known: Known) -> None:
 
 def _s3():
     """One S3 client per warm container (created on first use; honours AWS_ENDPOINT_URL)."""
-    client = _clients.get("s3")
-    if client is None:
-        import boto3
-        from botocore.config import Config
-
-        client = boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 3},
-                                                  connect_timeout=5, read_timeout=10))
-        _clients["s3"] = client
-    return client
+    return common.s3_client(_clients, max_attempts=3, connect_timeout=5, read_timeout=10)
 
 
 def _identity(st: os.stat_result) -> Tuple[int, int, int, int]:

@@ -229,3 +229,17 @@ def context_request_id(context: object) -> str:
 def context_function_name(context: object, default: str) -> str:
     name = getattr(context, "function_name", None)
     return name if isinstance(name, str) and name else default
+
+
+def s3_client(cache: dict, *, max_attempts: int, connect_timeout: float, read_timeout: float):
+    """The S3 client kept in ``cache`` for this warm container, created (lazily: boto3 is not
+    imported until the first call) with standard retries and these timeouts."""
+    client = cache.get("s3")
+    if client is None:
+        import boto3
+        from botocore.config import Config
+
+        client = boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": max_attempts},
+                                                  connect_timeout=connect_timeout, read_timeout=read_timeout))
+        cache["s3"] = client
+    return client

@@ -41,15 +41,7 @@ _prepared: set = set()
 
 def _s3():
     """One S3 client per warm container (created on first use; honours AWS_ENDPOINT_URL)."""
-    client = _clients.get("s3")
-    if client is None:
-        import boto3
-        from botocore.config import Config
-
-        client = boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 5},
-                                                  connect_timeout=10, read_timeout=60))
-        _clients["s3"] = client
-    return client
+    return common.s3_client(_clients, max_attempts=5, connect_timeout=10, read_timeout=60)
 
 
 # --------------------------------------------------------------------------- events

@@ -73,8 +73,6 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
         def deliver() -> None:
             fn = moto_models.find_function(account_id, region_name, fn_arn)
             if fn is None:
-                import logging
-
                 logging.getLogger("efsctl.local").error("S3 event for missing function %s dropped", fn_arn)
                 return
             ctx.invoker.submit(fn.function_name, locator(ctx, fn_arn), payload, source="s3")
