@@ -7,7 +7,7 @@ until the teardown's overall deadline (``down --timeout``).
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from efsctl.aws import apigw, ec2, efs, iam, lambda_, logs, s3
 from efsctl.errors import AwsError
@@ -212,13 +212,6 @@ def revoke_sg_rule(ctx: StepContext) -> str:
     return _said([ec2.revoke_ingress_rules_if_present(ctx.aws, group.id, rules)], "revoked")
 
 
-def delete_security_group(ctx: StepContext) -> str:
-    done = [ctx.retry(lambda g=group.id: ec2.delete_security_group(ctx.aws, g), what=f"{group.id} deletion",
-                      retryable=dependency_violation(lambda g=group.id: _blocking_enis(group_id=g)(ctx)))
-            for group in ctx.task.targets]
-    return _said(done)
-
-
 def delete_endpoint(ctx: StepContext) -> str:
     return _said([ec2.delete_vpc_endpoints(ctx.aws, [e.id for e in ctx.task.targets])])
 
@@ -234,18 +227,20 @@ def delete_route_table(ctx: StepContext) -> str:
     return _said(done)
 
 
-def delete_subnet(ctx: StepContext) -> str:
-    done = [ctx.retry(lambda s=subnet.id: ec2.delete_subnet(ctx.aws, s), what=f"{subnet.id} deletion",
-                      retryable=dependency_violation(lambda s=subnet.id: _blocking_enis(subnet_id=s)(ctx)))
-            for subnet in ctx.task.targets]
-    return _said(done)
+def _delete_while_enis_drain(delete: Callable[[Any, str], bool], where: str) -> Callable[[StepContext], str]:
+    """A step deleting each target, retrying ``DependencyViolation`` (and saying how many network
+    interfaces still block) while Lambda releases its ENIs: security groups, subnets, the VPC."""
+    def step(ctx: StepContext) -> str:
+        done = [ctx.retry(lambda i=target.id: delete(ctx.aws, i), what=f"{target.id} deletion",
+                          retryable=dependency_violation(lambda i=target.id: _blocking_enis(**{where: i})(ctx)))
+                for target in ctx.task.targets]
+        return _said(done)
+    return step
 
 
-def delete_vpc(ctx: StepContext) -> str:
-    done = [ctx.retry(lambda v=vpc.id: ec2.delete_vpc(ctx.aws, v), what=f"{vpc.id} deletion",
-                      retryable=dependency_violation(lambda v=vpc.id: _blocking_enis(vpc_id=v)(ctx)))
-            for vpc in ctx.task.targets]
-    return _said(done)
+delete_security_group = _delete_while_enis_drain(ec2.delete_security_group, "group_id")
+delete_subnet = _delete_while_enis_drain(ec2.delete_subnet, "subnet_id")
+delete_vpc = _delete_while_enis_drain(ec2.delete_vpc, "vpc_id")
 
 
 # --- bucket ----------------------------------------------------------------------------------
