@@ -1,8 +1,7 @@
 """Budgets of the local cloud, measured in one run: ``python bench/local.py [--requests N]``.
 
 - ``efsctl up --local`` cold <= 3 s, and ``up`` again on the unchanged stack <= 1 s with zero
-  mutating calls (needs the ``up`` engine; until it is merged, the cold start of the local cloud
-  process to healthy is measured instead, with moto's server import time for scale);
+  mutating calls (with the local cloud's own cold start and moto's server import time for scale);
 - gateway + runtime overhead <= 5 ms p50 over calling the same handler in-process: a signed POST
   through the execute-api gateway to a trivial handler, against a direct call of that handler.
 
@@ -13,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import importlib.util
 import io
 import json
 import os
@@ -163,103 +161,6 @@ def bench_first_answer() -> None:
     report("new process to first AWS answer (median)", statistics.median(runs), None, "s")
 
 
-PROXY_UP = r"""
-import io, json, tempfile, time, zipfile
-from pathlib import Path
-from efsctl.console import Console
-from efsctl.config import LOCAL_CREDENTIALS, LOCAL_REGION
-from efsctl.local import ensure_local_cloud, stop_local_cloud
-from efsctl.state import StateStore
-store = StateStore(Path(tempfile.mkdtemp()))
-record = ensure_local_cloud(store, "proxy", Console(json_mode=True))
-from efsctl.aws.session import AwsContext
-aws = AwsContext(region=LOCAL_REGION, endpoint_url=record["endpoint_url"], credentials=dict(LOCAL_CREDENTIALS))
-c = aws.client
-tags = [{"Key": "efsctl:stack", "Value": "proxy"}]
-spec = lambda kind: [{"ResourceType": kind, "Tags": tags}]
-acct = c("sts").get_caller_identity()["Account"]
-vpc = c("ec2").create_vpc(CidrBlock="10.42.0.0/16", TagSpecifications=spec("vpc"))["Vpc"]["VpcId"]
-c("ec2").modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
-subnets = [c("ec2").create_subnet(VpcId=vpc, CidrBlock=f"10.42.{i}.0/24", AvailabilityZone=f"us-east-1{z}",
-           TagSpecifications=spec("subnet"))["Subnet"]["SubnetId"] for i, z in ((1, "a"), (2, "b"))]
-rt = c("ec2").create_route_table(VpcId=vpc, TagSpecifications=spec("route-table"))["RouteTable"]["RouteTableId"]
-for sn in subnets:
-    c("ec2").associate_route_table(RouteTableId=rt, SubnetId=sn)
-c("ec2").create_vpc_endpoint(VpcId=vpc, ServiceName="com.amazonaws.us-east-1.s3", VpcEndpointType="Gateway",
-                             RouteTableIds=[rt])
-sg_l = c("ec2").create_security_group(GroupName="l", Description="l", VpcId=vpc)["GroupId"]
-sg_e = c("ec2").create_security_group(GroupName="e", Description="e", VpcId=vpc)["GroupId"]
-c("ec2").authorize_security_group_ingress(GroupId=sg_e, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 2049,
-    "ToPort": 2049, "UserIdGroupPairs": [{"GroupId": sg_l}]}])
-fs = c("efs").create_file_system(CreationToken="proxy", Encrypted=True, ThroughputMode="elastic")["FileSystemId"]
-c("efs").describe_file_systems(FileSystemId=fs)
-for sn in subnets:
-    c("efs").create_mount_target(FileSystemId=fs, SubnetId=sn, SecurityGroups=[sg_e])
-c("efs").describe_mount_targets(FileSystemId=fs)
-ap = c("efs").create_access_point(FileSystemId=fs, PosixUser={"Uid": 1000, "Gid": 1000}, RootDirectory={
-    "Path": "/lambda", "CreationInfo": {"OwnerUid": 1000, "OwnerGid": 1000, "Permissions": "750"}})["AccessPointArn"]
-bucket = f"efsctl-proxy-{acct}-us-east-1"
-c("s3").create_bucket(Bucket=bucket)
-c("s3").put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration={k: True for k in (
-    "BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")})
-c("s3").put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [
-    {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
-c("s3").put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": tags})
-trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                    "Principal": {"Service": "lambda.amazonaws.com"}}]})
-buf = io.BytesIO()
-with zipfile.ZipFile(buf, "w") as z:
-    z.writestr("app.py", "def handler(e, c):\n    return {}\n")
-arns = {}
-for fn in ("producer", "consumer"):
-    role = c("iam").create_role(RoleName=f"proxy-{fn}", AssumeRolePolicyDocument=trust, Tags=tags)["Role"]["Arn"]
-    c("iam").put_role_policy(RoleName=f"proxy-{fn}", PolicyName="p", PolicyDocument=json.dumps({"Version":
-        "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}))
-    c("iam").attach_role_policy(RoleName=f"proxy-{fn}",
-                                PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole")
-    c("logs").create_log_group(logGroupName=f"/aws/lambda/proxy-{fn}")
-    c("logs").put_retention_policy(logGroupName=f"/aws/lambda/proxy-{fn}", retentionInDays=14)
-    arns[fn] = c("lambda").create_function(FunctionName=f"proxy-{fn}", Runtime="python3.12", Role=role,
-        Handler="app.handler", Code={"ZipFile": buf.getvalue()}, Architectures=["arm64"],
-        VpcConfig={"SubnetIds": subnets, "SecurityGroupIds": [sg_l]},
-        FileSystemConfigs=[{"Arn": ap, "LocalMountPath": "/mnt/efs"}])["FunctionArn"]
-c("lambda").add_permission(FunctionName="proxy-producer", StatementId="s3", Action="lambda:InvokeFunction",
-                           Principal="s3.amazonaws.com", SourceArn=f"arn:aws:s3:::{bucket}", SourceAccount=acct)
-c("s3").put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
-    "LambdaFunctionConfigurations": [{"LambdaFunctionArn": arns["producer"], "Events": ["s3:ObjectCreated:*"]}]})
-api = c("apigatewayv2").create_api(Name="proxy", ProtocolType="HTTP", Tags={"efsctl:stack": "proxy"})["ApiId"]
-integ = c("apigatewayv2").create_integration(ApiId=api, IntegrationType="AWS_PROXY",
-    IntegrationUri=arns["consumer"], PayloadFormatVersion="2.0")["IntegrationId"]
-for key in ("POST /predict", "GET /models", "GET /models/{name+}"):
-    c("apigatewayv2").create_route(ApiId=api, RouteKey=key, Target=f"integrations/{integ}", AuthorizationType="AWS_IAM")
-c("apigatewayv2").create_stage(ApiId=api, StageName="$default", AutoDeploy=True)
-c("lambda").add_permission(FunctionName="proxy-consumer", StatementId="api", Action="lambda:InvokeFunction",
-    Principal="apigateway.amazonaws.com", SourceArn=f"arn:aws:execute-api:us-east-1:{acct}:{api}/*/*/*")
-print(time.time())
-stop_local_cloud(store, "proxy", Console(json_mode=True))
-"""
-
-
-def bench_proxy_up() -> None:
-    """Until ``up`` is merged: a new process that starts the local cloud and makes the ~50 calls
-    that create this stack, through efsctl's AWS layer (no waits, no observation)."""
-    import resource
-
-    runs, cpu = [], []
-    for _ in range(3):
-        before = resource.getrusage(resource.RUSAGE_CHILDREN)
-        started = time.time()
-        done = subprocess.run([sys.executable, "-c", PROXY_UP], env=clean_env(Path(tempfile.mkdtemp())),
-                              capture_output=True, text=True, timeout=120)
-        if done.returncode != 0:
-            raise SystemExit(done.stderr)
-        runs.append(float(done.stdout.split()[-1]) - started)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-    report("proxy: new process, cloud + stack's create calls", statistics.median(runs), None, "s")
-    report("proxy: CPU of CLI + cloud processes together", statistics.median(cpu), None, "s")
-
-
 def handler_zip() -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as archive:
@@ -353,11 +254,7 @@ def main() -> int:
     bench_moto_import()
     bench_cold_start()
     bench_first_answer()
-    if importlib.util.find_spec("efsctl.stack") is not None:
-        bench_up()
-    else:
-        print("efsctl up --local: the up engine (efsctl.stack) is not merged yet; measuring a proxy", flush=True)
-        bench_proxy_up()
+    bench_up()
     bench_gateway(args.requests)
     missed = [name for name, value, budget, _ in results if budget is not None and value > budget]
     if missed:

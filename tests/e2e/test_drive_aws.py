@@ -28,7 +28,6 @@ pytestmark = pytest.mark.skipif(REAL_ENV.get("EFSCTL_E2E_AWS") != "1",
 
 
 def test_round_trip_on_aws(tmp_path):
-    pytest.importorskip("efsctl.stack")
     from typer.testing import CliRunner
 
     from efsctl.cli import app

@@ -12,11 +12,8 @@ import json
 
 import pytest
 
-pytest.importorskip("efsctl.stack")
-pytest.importorskip("efsctl.local")
-
-from efsctl.drive.demo import write_sample_model  # noqa: E402
-from efsctl.waits import Clock, FakeClock, Outcome, Poll, wait_until  # noqa: E402
+from efsctl.drive.demo import write_sample_model
+from efsctl.waits import Clock, FakeClock, Outcome, Poll, wait_until
 
 STACK = "e2e-drive"
 CLEAN_ENV = {name: None for name in (

@@ -1,8 +1,4 @@
-"""End to end with no AWS account: ``efsctl up --local``, the real handlers, ``down --yes``.
-
-Needs the ``up`` engine (``efsctl.stack``) and the handlers in ``lambda_code/``; skipped until
-they are part of the tree.
-"""
+"""End to end with no AWS account: ``efsctl up --local``, the real handlers, ``down --yes``."""
 
 from __future__ import annotations
 
@@ -10,13 +6,10 @@ import hashlib
 import json
 import os
 
-import pytest
 from localhelpers import http_request, signed_headers
 
-pytest.importorskip("efsctl.stack", reason="the up engine (efsctl.stack) is not merged yet")
-
-from efsctl.config import LOCAL_CREDENTIALS, LOCAL_REGION  # noqa: E402
-from efsctl.local.lifecycle import pid_alive, port_open  # noqa: E402
+from efsctl.config import LOCAL_CREDENTIALS, LOCAL_REGION
+from efsctl.local.lifecycle import pid_alive, port_open
 
 
 def client(endpoint_url, service):
