@@ -1,18 +1,15 @@
-"""What every command gets: settings, the console, the state store and the AWS target."""
+"""What every command gets: the settings, the console, and the use cases for the selected stack."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from efsctl.errors import ConfigError, StackNotFound
-
 if TYPE_CHECKING:  # imported lazily: this module loads on every `efsctl --help`
     import typer
 
-    from efsctl.aws.session import AwsContext
     from efsctl.config import Settings
     from efsctl.console import Console
-    from efsctl.state import StackState, StateStore
+    from efsctl.operations import Operations
 
 
 class AppContext:
@@ -23,50 +20,15 @@ class AppContext:
         self.console = console or Console(debug=settings.debug)
 
     @property
-    def store(self) -> StateStore:
-        from efsctl.state import StateStore
-
-        return StateStore(self.settings.state_home)
-
-    @property
     def stack(self) -> str:
         return self.settings.stack
 
-    def state(self) -> StackState | None:
-        return self.store.load(self.stack)
+    @property
+    def ops(self) -> Operations:
+        """The use cases (:mod:`efsctl.operations`) for the selected stack."""
+        from efsctl.operations import Operations
 
-    def require_state(self) -> StackState:
-        state = self.state()
-        if state is None:
-            raise StackNotFound(
-                f"There is no stack {self.stack!r} here.",
-                "Create it with `efsctl up --local` (offline) or `efsctl up` (AWS), or pick another with --stack.",
-            )
-        return state
-
-    def aws(self, state: StackState | None = None, *, local_endpoint: str | None = None) -> "AwsContext":
-        """The AWS context for this stack's target.
-
-        An explicit ``--endpoint-url`` wins; a stack whose state says ``local`` talks to its
-        local cloud with the local credentials; anything else is real AWS, which needs
-        credentials and a region.
-        """
-        from efsctl.aws.session import AwsContext
-        from efsctl.config import LOCAL_CREDENTIALS, LOCAL_REGION
-
-        s = self.settings
-        if local_endpoint is None and state is not None and state.is_local:
-            local_endpoint = state.local.get("endpoint_url")
-            if not local_endpoint:
-                raise ConfigError(f"Stack {self.stack!r} is local but its local cloud is not recorded.",
-                                  "Run `efsctl up --local` to start it again.")
-        if local_endpoint:
-            return AwsContext(region=s.region or LOCAL_REGION, endpoint_url=local_endpoint,
-                              credentials=dict(LOCAL_CREDENTIALS))
-        ctx = AwsContext(region=s.region or (state.region if state else None), profile=s.profile,
-                         endpoint_url=s.endpoint_url or (state.endpoint_url if state else None))
-        ctx.require_credentials()
-        return ctx
+        return Operations(self.settings, self.console)
 
 
 def get_app(ctx: typer.Context, json_mode: bool = False) -> AppContext:

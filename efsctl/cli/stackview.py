@@ -1,4 +1,4 @@
-"""How the stack commands (up, plan, status) show plans, progress and results.
+"""How the stack commands (up, plan, status, down) show plans, progress and outcomes.
 
 Imported inside command bodies only. Everything printed goes through the app's console: a line
 per step with its state and elapsed time, waits as rate-limited progress lines, and in
@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 from efsctl.console import Console
 
 if TYPE_CHECKING:
+    from efsctl.operations import DownOutcome, DownPreview, PlanOutcome, StatusOutcome, UpOutcome
     from efsctl.stack.execute import StepResult
-    from efsctl.stack.plan import Action, Plan
+    from efsctl.stack.plan import Action
 
 DONE = {"create": "created", "update": "updated", "skip": "in sync"}
 
@@ -28,14 +29,16 @@ class ConsoleReporter:
         pass
 
     def step_finished(self, result: "StepResult") -> None:
-        if result.verb == "skip":
-            self.console.line("skip", result.key, f"{result.id}  in sync",
-                              result.elapsed if result.elapsed >= 0.05 else None)
-            return
-        detail = f"{DONE.get(result.verb, result.verb)} {result.id}"
-        if result.verb == "update":
-            detail += f"  ({'; '.join(result.reasons)})"
-        self.console.line("ok", result.key, detail, result.elapsed)
+        quick = result.elapsed if result.elapsed >= 0.05 else None
+        if result.verb == "delete":
+            self.console.line("ok", result.key, f"{result.id}  {result.detail}".strip(), quick)
+        elif result.verb == "skip":
+            self.console.line("skip", result.key, f"{result.id}  in sync", quick)
+        else:
+            detail = f"{DONE.get(result.verb, result.verb)} {result.id}"
+            if result.verb == "update":
+                detail += f"  ({'; '.join(result.reasons)})"
+            self.console.line("ok", result.key, detail, result.elapsed)
 
     def step_failed(self, key: str, error: BaseException, elapsed: float) -> None:
         self.console.line("fail", key, "failed", elapsed)
@@ -44,31 +47,42 @@ class ConsoleReporter:
         self.console.progress(what, elapsed, detail)
 
 
-def show_plan(console: Console, plan: "Plan", heading: str) -> None:
-    console.info(heading)
-    for action in plan:
+# --- plan (`plan` and `up --dry-run`: one document, one rendering) ------------------------------
+
+def plan_document(outcome: "PlanOutcome") -> dict[str, Any]:
+    return {"stack": outcome.stack, "target": outcome.target, "region": outcome.region, "dry_run": True,
+            "live": outcome.live, "notes": outcome.notes, **outcome.plan.to_dict()}
+
+
+def render_plan(console: Console, outcome: "PlanOutcome", json_out: bool) -> None:
+    if json_out:
+        console.emit_json(plan_document(outcome))
+        return
+    console.info(f"Plan for stack {outcome.stack} ({outcome.target}, {outcome.region}), dry run: nothing will change.")
+    for note in outcome.notes:
+        console.warn(note)
+    for action in outcome.plan:
         if action.verb == "skip":
             console.line("skip", action.key, f"{action.id}  in sync" if action.id else "in sync")
         elif action.verb == "create":
             console.line("run", action.key, "create")
         else:
             console.line("run", action.key, f"update {action.id}: {'; '.join(action.reasons)}")
-    for warning in plan.warnings:
+    for warning in outcome.plan.warnings:
         console.warn(warning)
-    counts = plan.counts()
+    counts = outcome.plan.counts()
     console.info(f"Plan: {counts['create']} to create, {counts['update']} to update, {counts['skip']} in sync.")
-    for blocker in plan.blockers:
+    for blocker in outcome.plan.blockers:
         console.error(blocker)
 
 
-def plan_document(plan: "Plan", *, stack: str, target: str, region: str, dry_run: bool) -> dict[str, Any]:
-    return {"stack": stack, "target": target, "region": region, "dry_run": dry_run, **plan.to_dict()}
+# --- up ---------------------------------------------------------------------------------------
 
-
-def up_document(deployment: Any, *, stack: str, target: str, outputs: dict[str, Any]) -> dict[str, Any]:
+def up_document(outcome: "UpOutcome") -> dict[str, Any]:
+    deployment, outputs = outcome.deployment, outcome.outputs
     plan = deployment.preview.plan
     results = deployment.execution.results
-    return {"stack": stack, "target": target, "region": deployment.preview.config.region,
+    return {"stack": outcome.stack, "target": outcome.target, "region": deployment.preview.config.region,
             "account": deployment.preview.config.account,
             "actions": [results[a.key].to_dict() if a.key in results else {**a.to_dict(), "done": False}
                         for a in plan],
@@ -77,12 +91,91 @@ def up_document(deployment: Any, *, stack: str, target: str, outputs: dict[str, 
             "outputs": outputs}
 
 
-def show_up(console: Console, deployment: Any, *, stack: str, target: str, outputs: dict[str, Any]) -> None:
+def render_up(console: Console, outcome: "UpOutcome", json_out: bool) -> None:
+    if json_out:
+        console.emit_json(up_document(outcome))
+        return
+    deployment, outputs = outcome.deployment, outcome.outputs
     counts = deployment.preview.plan.counts()
     for warning in deployment.preview.plan.warnings:
         console.warn(warning)
-    console.success(f"Stack {stack} is up on {target} ({deployment.preview.config.region}): "
+    console.success(f"Stack {outcome.stack} is up on {outcome.target} ({deployment.preview.config.region}): "
                     f"{counts['create']} created, {counts['update']} updated, {counts['skip']} in sync "
                     f"in {deployment.execution.elapsed:.1f}s.")
     console.info(f"  API:    {outputs.get('api_url')}")
     console.info(f"  Bucket: s3://{outputs['bucket']}/models/  (`efsctl upload PATH` adds a model)")
+
+
+# --- status -----------------------------------------------------------------------------------
+
+def render_status(console: Console, outcome: "StatusOutcome", json_out: bool) -> None:
+    state, rows, local = outcome.state, outcome.rows, outcome.local_cloud
+    if json_out:
+        console.emit_json({"stack": state.stack, "exists": True, "target": state.target, "region": state.region,
+                           "account": state.account, "live": outcome.live is not None, "error": outcome.problem,
+                           "api_url": outcome.api_url, "resources": {row["key"]: row for row in rows},
+                           "outputs": state.outputs, "local": state.local, "lambda_enis": outcome.lambda_enis,
+                           **({"local_cloud": local} if local else {})})
+        return
+    where = f"{state.target}, {state.region or 'region unknown'}" + (f", account {state.account}" if state.account else "")
+    console.info(f"Stack {state.stack} ({where})")
+    if outcome.problem:
+        console.warn(f"{outcome.problem} Showing the ids cached by the last `efsctl up`.")
+    console.table(["resource", "id", "state", "drift"],
+                  [(r["key"], r.get("id") or "-", r.get("state") or "", r.get("drift") or "") for r in rows])
+    console.info(f"API: {outcome.api_url or '-'}")
+    if local:
+        console.info(f"Local cloud: {local['health']} (pid {local['pid']}), AWS endpoint {local['endpoint_url']}, "
+                     f"API {local['gateway_url']}, log {local['log_file']}"
+                     + (f"; {local['problem']}" if local.get("problem") else ""))
+
+
+# --- down -------------------------------------------------------------------------------------
+
+def show_down_preview(console: Console, preview: "DownPreview") -> str:
+    """What will go (a table, the bucket's contents, what is kept); returns the prompt's words."""
+    resources = preview.resources
+    if resources:
+        console.table(["resource", "kind", "id"], [(o.key, o.kind, o.id) for o in resources],
+                      title=f"Stack {preview.stack}: {len(resources)} resources to delete")
+    if preview.bucket_contents is not None:
+        from efsctl.drive.fmt import human_bytes
+
+        count, size = preview.bucket_contents
+        console.info(f"The bucket holds {count} objects (versions included), {human_bytes(size)}: "
+                     "all of them are deleted with it.")
+    for kept in preview.kept:
+        console.info(f"Kept: {kept.key} {kept.id}" + (" (--keep-bucket)" if kept.state != "foreign" else
+                                                       " (owned by another account)"))
+    if preview.local:
+        console.info("The stack's local cloud is stopped and its data removed." if preview.plan is not None else
+                     "The stack's local cloud is not running (its resources went with it): its data is removed.")
+    if preview.plan is None:
+        return "its local cloud's data"
+    return f"{len(resources)} resources" + (" and the local cloud" if preview.local else "")
+
+
+def render_down(console: Console, outcome: "DownOutcome", json_out: bool) -> None:
+    if not outcome.existed:
+        if json_out:
+            console.emit_json({"stack": outcome.stack, "existed": False, "deleted": [], "seconds": 0.0,
+                               **({"note": outcome.note} if outcome.note else {})})
+        else:
+            console.info(f"Nothing to delete: stack {outcome.stack!r} has no resources here."
+                         + (f" {outcome.note}" if outcome.note else ""))
+        return
+    body = outcome.summary()
+    if json_out:
+        console.emit_json({"stack": outcome.stack, "target": outcome.target, "region": outcome.region,
+                           "account": outcome.account, **body, "local_cloud_stopped": outcome.local_cloud_stopped,
+                           "state_file_deleted": outcome.state_file_deleted})
+        return
+    waited = body["waits"].get("lambda-enis")
+    extra = f" (Lambda's network interfaces took {waited:.1f} s)" if waited else ""
+    if body["deleted"]:
+        console.success(f"Stack {outcome.stack} deleted: {len(body['deleted'])} resources in {body['seconds']:.1f} s"
+                        f"{extra}.")
+    else:
+        console.success(f"Nothing was left of stack {outcome.stack}; its local records are removed.")
+    for kept in body["kept"]:
+        console.info(f"Kept {kept['key']} {kept['id']}.")

@@ -197,6 +197,18 @@ def tail(reader: Any, groups: dict[str, str], *, since_ms: int, follow: bool = F
     yield from _poll(reader, groups, filter_text, clock, seen, since_ms)
 
 
+def tail_stack(aws: Any, target: Any, *, function: str = "all", since_ms: int, follow: bool = False,
+               filter_text: str | None = None, notice: Callable[[str], None] | None = None) -> Iterator[LogEvent]:
+    """:func:`tail` for a stack (``target``: its :class:`~efsctl.drive.target.DriveTarget`):
+    ``function`` is ``producer``, ``consumer`` or ``all``; a follow on AWS uses Live Tail."""
+    from efsctl.aws.logs_tail import LogsReader
+
+    groups = {fn: group for fn, group in target.log_groups.items() if function in ("all", fn)}
+    live = follow and not target.is_local and not aws.endpoint_url
+    return tail(LogsReader(aws), groups, since_ms=since_ms, follow=follow, filter_text=filter_text, live=live,
+                notice=notice)
+
+
 def _poll(reader: Any, groups: dict[str, str], filter_text: str | None, clock: Clock, seen: _Seen,
           since_ms: int) -> Iterator[LogEvent]:
     idle_since = clock.now()

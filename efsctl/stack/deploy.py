@@ -15,9 +15,10 @@ from efsctl.errors import ConfigError, EfsctlError
 from efsctl.stack import package as packaging
 from efsctl.stack.execute import Execution, Reporter, execute
 from efsctl.stack.model import (DEFAULT_ARCHITECTURE, DEFAULT_MEMORY, DEFAULT_VPC_CIDR, StackConfig, desired_stack,
-                                validate_memory, validate_vpc_cidr)
-from efsctl.stack.observe import Observed, ObservedState, observe
-from efsctl.stack.plan import Plan, plan
+                                topological_order, validate_memory, validate_vpc_cidr)
+from efsctl.stack.observe import observe
+from efsctl.stack.observed import Observed, ObservedState
+from efsctl.stack.plan import CREATE, SKIP, Action, Plan, plan
 from efsctl.waits import Clock
 
 ARCHITECTURES = ("arm64", "x86_64")
@@ -95,6 +96,27 @@ def preview(aws: AwsContext, stack: str, settings: UpSettings, *, code: packagin
     observed = observe(aws, stack)
     config = stack_config(observed, settings.validated(), code or packaging.build())
     return Preview(plan(desired_stack(config), observed), observed, config)
+
+
+def cached_plan(stack: str, region: str, account: str, settings: UpSettings,
+                cached: dict[str, dict[str, Any]]) -> Plan:
+    """What `up` would do judged from the state file's cache alone, without a call: a resource
+    the last `up` recorded counts as in sync (unchecked), anything else is to be created."""
+    config = StackConfig(stack=stack, region=region, account=account, vpc_cidr=settings.vpc_cidr or DEFAULT_VPC_CIDR,
+                         memory=settings.memory or DEFAULT_MEMORY,
+                         architecture=settings.architecture or DEFAULT_ARCHITECTURE)
+    actions = []
+    for resource in topological_order(desired_stack(config)):
+        entry = cached.get(resource.key)
+        if entry:
+            found = Observed(resource.key, entry.get("kind", resource.kind), entry["id"], arn=entry.get("arn"),
+                             name=entry.get("name"), state=entry.get("state", ""))
+            actions.append(Action(resource.key, resource.kind, SKIP, ("recorded by the last `up`, not checked",),
+                                  (), resource.dependencies(), resource, found))
+        else:
+            actions.append(Action(resource.key, resource.kind, CREATE, ("missing",), (), resource.dependencies(),
+                                  resource, None))
+    return Plan(tuple(actions))
 
 
 def deploy(aws: AwsContext, stack: str, settings: UpSettings, *, code: packaging.Package | None = None,

@@ -20,7 +20,7 @@ from efsctl.stack.model import (TAG_REGION, AccessPoint, ApiIntegration, ApiRout
                                 BucketNotification, FileSystem, Function, GatewayEndpoint, HttpApi, Ingress,
                                 LogGroup, MountTarget, Permission, Resource, Role, RouteTable, SecurityGroup, Subnet,
                                 Unknown, Vpc, has_unknown)
-from efsctl.stack.observe import Observed
+from efsctl.stack.observed import Observed
 
 
 @dataclass(frozen=True)

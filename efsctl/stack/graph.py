@@ -1,8 +1,7 @@
 """Run a dependency graph on a small thread pool: every node as soon as its dependencies are done.
 
-Both `up` (:mod:`efsctl.stack.execute`) and `down` (:mod:`efsctl.stack.teardown`) schedule
-with :func:`run_graph`; they differ only in what a failure means, which their ``fail``
-callback decides. Waits inside nodes sleep on a :class:`CancellableClock`, so setting the
+:mod:`efsctl.stack.execute` schedules every plan (`up`'s and `down`'s) with :func:`run_graph`;
+what a failure means is the ``fail`` callback's decision. Waits inside nodes sleep on a :class:`CancellableClock`, so setting the
 shared ``cancelled`` event ends them (they raise :class:`Cancelled`) and no new node starts.
 """
 
@@ -13,10 +12,13 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Callable, TypeVar
 
-from efsctl.stack.steps import Cancelled
 from efsctl.waits import Clock
 
 R = TypeVar("R")
+
+
+class Cancelled(Exception):
+    """Another node failed (or the run was interrupted), so this one stopped waiting."""
 
 
 class CancellableClock(Clock):

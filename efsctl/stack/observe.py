@@ -13,80 +13,18 @@ Groups of calls (network, EFS, IAM, Lambda, logs, S3, API) run concurrently.
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from efsctl.aws import apigw, ec2, efs, iam, lambda_, logs, s3
 from efsctl.aws.session import AwsContext
 from efsctl.aws.tags import tag_dict
-from efsctl.stack.model import (API_STATEMENT_ID, FUNCTIONS, KEYS, NOTIFICATION_ID, S3_STATEMENT_ID, TAG_RESOURCE,
-                                TAG_STACK, Names, Unknown)
-
-
-@dataclass
-class Observed:
-    """One resource as AWS reports it."""
-
-    key: str
-    kind: str
-    id: str
-    arn: str | None = None
-    name: str | None = None
-    state: str = ""
-    attrs: dict[str, Any] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-
-    def attr(self, name: str) -> Any:
-        if name in ("id", "arn", "name"):
-            value = getattr(self, name)
-            return value if value is not None else self.id
-        return self.attrs[name]
-
-    def to_dict(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"kind": self.kind, "id": self.id}
-        if self.arn:
-            doc["arn"] = self.arn
-        if self.name and self.name != self.id:
-            doc["name"] = self.name
-        if self.state:
-            doc["state"] = self.state
-        return doc
-
-
-@dataclass
-class ObservedState:
-    stack: str
-    region: str
-    account: str
-    resources: dict[str, Observed] = field(default_factory=dict)
-    duplicates: list[Observed] = field(default_factory=list)
-    zones: tuple[str, ...] = ()
-    lambda_enis: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def names(self) -> Names:
-        return Names(self.stack, self.account, self.region)
-
-    def get(self, key: str) -> Observed | None:
-        return self.resources.get(key)
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.resources
-
-    def lookup(self, key: str, attr: str) -> Any:
-        found = self.resources.get(key)
-        return found.attr(attr) if found is not None else Unknown(key)
-
-    def add(self, observed: Observed) -> None:
-        self.resources[observed.key] = observed
-
-    def ordered(self) -> list[Observed]:
-        """Observed resources in DESIGN order."""
-        return [self.resources[k] for k in KEYS if k in self.resources]
-
-    @property
-    def empty(self) -> bool:
-        return not self.resources and not self.duplicates
+from efsctl.stack.model import (API_STATEMENT_ID, FUNCTIONS, NOTIFICATION_ID, S3_STATEMENT_ID, TAG_RESOURCE, TAG_STACK,
+                                Names)
+from efsctl.stack.observed import (Observed, ObservedState, access_point_observed, api_observed, bucket_observed,
+                                   endpoint_observed, file_system_observed, function_observed, integration_observed,
+                                   log_group_observed, mount_target_observed, notification_observed,
+                                   permission_observed, role_observed, route_table_observed, routes_observed,
+                                   security_group_observed, stage_observed, subnet_observed, vpc_observed)
 
 
 def _stack_tags(names: Names, key: str | None = None) -> dict[str, str]:
@@ -112,13 +50,6 @@ def _by_resource_key(items: list[dict[str, Any]]) -> dict[str, list[dict[str, An
     return grouped
 
 
-def sg_rule(rule: dict[str, Any]) -> dict[str, Any]:
-    return {"rule_id": rule["SecurityGroupRuleId"], "protocol": str(rule.get("IpProtocol", "")).lower(),
-            "from_port": rule.get("FromPort"), "to_port": rule.get("ToPort"),
-            "source_group": (rule.get("ReferencedGroupInfo") or {}).get("GroupId"),
-            "cidr_v4": rule.get("CidrIpv4"), "cidr_v6": rule.get("CidrIpv6"), "prefix_list": rule.get("PrefixListId")}
-
-
 def _keep(state: ObservedState, items: list[dict[str, Any]], id_field: str, build: Callable[[dict[str, Any]], Observed],
           prefer: Callable[[dict[str, Any]], bool] = lambda _: True) -> None:
     """Record the item to use as the resource and any others as duplicates."""
@@ -128,68 +59,32 @@ def _keep(state: ObservedState, items: list[dict[str, Any]], id_field: str, buil
     state.duplicates.extend(build(item) for item in extra)
 
 
-def _subnet(key: str) -> Callable[[dict[str, Any]], Observed]:
-    return lambda item: Observed(key, "subnet", item["SubnetId"], arn=item.get("SubnetArn"),
-                                 state=item.get("State", ""), tags=tag_dict(item.get("Tags")),
-                                 attrs={"vpc": item["VpcId"], "cidr": item["CidrBlock"],
-                                        "zone": item["AvailabilityZone"],
-                                        "map_public_ip": bool(item.get("MapPublicIpOnLaunch"))})
-
-
-def _route_table(item: dict[str, Any]) -> Observed:
-    associations = {a["SubnetId"]: a["RouteTableAssociationId"] for a in item.get("Associations", [])
-                    if a.get("SubnetId")}
-    return Observed("route-table", "route-table", item["RouteTableId"], tags=tag_dict(item.get("Tags")),
-                    attrs={"vpc": item["VpcId"], "associations": associations})
-
-
-def _endpoint(item: dict[str, Any]) -> Observed:
-    return Observed("s3-endpoint", "vpc-endpoint", item["VpcEndpointId"], state=str(item.get("State", "")),
-                    tags=tag_dict(item.get("Tags")),
-                    attrs={"vpc": item["VpcId"], "service_name": item["ServiceName"],
-                           "route_tables": sorted(item.get("RouteTableIds", []))})
-
-
-def _security_group(key: str, rules: dict[str, list[dict[str, Any]]]) -> Callable[[dict[str, Any]], Observed]:
-    def build(item: dict[str, Any]) -> Observed:
-        group_rules = rules.get(item["GroupId"], [])
-        return Observed(key, "security-group", item["GroupId"], arn=item.get("SecurityGroupArn"),
-                        name=item["GroupName"], tags=tag_dict(item.get("Tags")),
-                        attrs={"vpc": item["VpcId"], "group_name": item["GroupName"],
-                               "ingress": [sg_rule(r) for r in group_rules if not r.get("IsEgress")],
-                               "egress": [sg_rule(r) for r in group_rules if r.get("IsEgress")]})
-
-    return build
-
-
 def observe_network(aws: AwsContext, names: Names, state: ObservedState) -> None:
     state.zones = tuple(ec2.usable_zones(aws))
     vpcs = ec2.find_vpcs(aws, _stack_tags(names, "vpc"))
     vpc_id = _pick(vpcs, "VpcId")[0]["VpcId"] if vpcs else None
     dns = ec2.vpc_dns(aws, vpc_id) if vpc_id else {}
-    _keep(state, vpcs, "VpcId", lambda v: Observed(
-        "vpc", "vpc", v["VpcId"], state=v.get("State", ""), tags=tag_dict(v.get("Tags")),
-        attrs={"cidr": v["CidrBlock"], **({"dns_support": dns["support"], "dns_hostnames": dns["hostnames"]}
-                                          if v["VpcId"] == vpc_id else {})}))
+    _keep(state, vpcs, "VpcId", lambda v: vpc_observed(v, dns if v["VpcId"] == vpc_id else None))
 
     def in_vpc(item: dict[str, Any]) -> bool:
         return item.get("VpcId") == vpc_id
 
     subnets = _by_resource_key(ec2.find_subnets(aws, _stack_tags(names)))
     for key in ("subnet-a", "subnet-b"):
-        _keep(state, subnets.get(key, []), "SubnetId", _subnet(key), in_vpc)
+        _keep(state, subnets.get(key, []), "SubnetId", lambda item, key=key: subnet_observed(key, item), in_vpc)
     tables = ec2.find_route_tables(aws, _stack_tags(names, "route-table"))
-    _keep(state, tables, "RouteTableId", _route_table, in_vpc)
+    _keep(state, tables, "RouteTableId", route_table_observed, in_vpc)
     groups = _by_resource_key(ec2.find_security_groups(aws, _stack_tags(names)))
     rules: dict[str, list[dict[str, Any]]] = {}
     group_ids = [g["GroupId"] for key in ("sg-lambda", "sg-efs") for g in groups.get(key, [])]
     for rule in ec2.security_group_rules(aws, group_ids):
         rules.setdefault(rule["GroupId"], []).append(rule)
     for key in ("sg-lambda", "sg-efs"):
-        _keep(state, groups.get(key, []), "GroupId", _security_group(key, rules), in_vpc)
+        _keep(state, groups.get(key, []), "GroupId",
+              lambda item, key=key: security_group_observed(key, item, rules.get(item["GroupId"], [])), in_vpc)
     if vpc_id:
         # Found by VPC and service (the tagging API misses endpoints): ours is the tagged one.
-        _keep(state, ec2.find_vpc_endpoints(aws, vpc_id, names.s3_service), "VpcEndpointId", _endpoint,
+        _keep(state, ec2.find_vpc_endpoints(aws, vpc_id, names.s3_service), "VpcEndpointId", endpoint_observed,
               lambda e: tag_dict(e.get("Tags")).get(TAG_STACK) == names.stack)
         state.lambda_enis = ec2.lambda_enis(aws, vpc_id)
 
@@ -202,24 +97,11 @@ def observe_efs(aws: AwsContext, names: Names, state: ObservedState) -> list[Obs
     if not fs:
         return []
     fs_id = fs["FileSystemId"]
-    state.add(Observed("efs", "efs", fs_id, arn=fs.get("FileSystemArn"), state=fs.get("LifeCycleState", ""),
-                       tags=tag_dict(fs.get("Tags")),
-                       attrs={"encrypted": bool(fs.get("Encrypted")), "throughput_mode": fs.get("ThroughputMode"),
-                              "performance_mode": fs.get("PerformanceMode")}))
-    _keep(state, efs.access_points(aws, fs_id), "AccessPointId", lambda p: Observed(
-        "access-point", "access-point", p["AccessPointId"], arn=p.get("AccessPointArn"),
-        state=p.get("LifeCycleState", ""), tags=tag_dict(p.get("Tags")),
-        attrs={"file_system": fs_id, "posix_user": p.get("PosixUser") or {},
-               "root_directory": p.get("RootDirectory") or {}}),
+    state.add(file_system_observed(fs))
+    _keep(state, efs.access_points(aws, fs_id), "AccessPointId", access_point_observed,
           lambda p: tag_dict(p.get("Tags")).get(TAG_RESOURCE) == "access-point")
-    targets = []
-    for item in efs.mount_targets(aws, fs_id):
-        targets.append(Observed("mt", "mount-target", item["MountTargetId"], state=item.get("LifeCycleState", ""),
-                                attrs={"file_system": fs_id, "subnet": item["SubnetId"],
-                                       "zone": item.get("AvailabilityZoneName"),
-                                       "security_groups": sorted(efs.mount_target_security_groups(
-                                           aws, item["MountTargetId"]))}))
-    return targets
+    return [mount_target_observed(item, efs.mount_target_security_groups(aws, item["MountTargetId"]))
+            for item in efs.mount_targets(aws, fs_id)]
 
 
 def _assign_mount_targets(state: ObservedState, targets: list[Observed]) -> None:
@@ -242,44 +124,8 @@ def observe_roles(aws: AwsContext, names: Names, state: ObservedState) -> None:
             continue
         inline = iam.inline_policy_names(aws, role["RoleName"])
         policy = iam.get_inline_policy(aws, role["RoleName"], "efsctl") if "efsctl" in inline else None
-        state.add(Observed(f"role-{which}", "role", role["RoleName"], arn=role["Arn"], name=role["RoleName"],
-                           tags=role["Tags"],
-                           attrs={"trust": role["AssumeRolePolicyDocument"], "policy": policy,
-                                  "inline_policies": sorted(inline),
-                                  "attached_policies": sorted(iam.attached_policy_arns(aws, role["RoleName"]))}))
-
-
-def permission_attrs(statement: dict[str, Any]) -> dict[str, Any]:
-    principal = statement.get("Principal")
-    if isinstance(principal, dict):
-        principal = principal.get("Service") or principal.get("AWS")
-    condition = statement.get("Condition") or {}
-    source_arn = (condition.get("ArnLike") or condition.get("ArnEquals") or {}).get("AWS:SourceArn")
-    source_account = (condition.get("StringEquals") or {}).get("AWS:SourceAccount")
-    return {"principal": principal, "source_arn": source_arn, "source_account": source_account,
-            "action": statement.get("Action")}
-
-
-def function_observed(key: str, config: dict[str, Any], tags: dict[str, str]) -> Observed:
-    """An :class:`Observed` from GetFunction(Configuration)/CreateFunction/Update* output."""
-    vpc = config.get("VpcConfig") or {}
-    # moto omits FileSystemConfigs entirely: None means "not reported", [] means "none".
-    file_systems = config.get("FileSystemConfigs")
-    return Observed(
-        key, "function", config["FunctionName"], arn=config["FunctionArn"], name=config["FunctionName"],
-        state=config.get("State", ""), tags=dict(tags),
-        attrs={"role": config.get("Role"), "handler": config.get("Handler"), "runtime": config.get("Runtime"),
-               "architecture": (config.get("Architectures") or ["x86_64"])[0],
-               "memory": config.get("MemorySize"), "timeout": config.get("Timeout"),
-               "code_sha256": config.get("CodeSha256"),
-               "environment": (config.get("Environment") or {}).get("Variables") or {},
-               "subnets": sorted(vpc.get("SubnetIds") or []),
-               "security_groups": sorted(vpc.get("SecurityGroupIds") or []),
-               "vpc_id": vpc.get("VpcId") or None,
-               "file_systems": None if file_systems is None else
-               [{"arn": f.get("Arn"), "mount_path": f.get("LocalMountPath")} for f in file_systems],
-               "last_update_status": config.get("LastUpdateStatus", ""),
-               "state_reason": config.get("StateReason") or config.get("LastUpdateStatusReason") or ""})
+        state.add(role_observed(f"role-{which}", role, policy=policy, inline_policies=inline,
+                                attached_policies=iam.attached_policy_arns(aws, role["RoleName"])))
 
 
 def observe_functions(aws: AwsContext, names: Names, state: ObservedState) -> None:
@@ -294,8 +140,7 @@ def observe_functions(aws: AwsContext, names: Names, state: ObservedState) -> No
         statements = lambda_.policy_statements(aws, names.function(which))
         for statement in statements:
             if statement.get("Sid") == sid:
-                state.add(Observed(key, "permission", sid, name=sid,
-                                   attrs={"function": config["FunctionName"], **permission_attrs(statement)}))
+                state.add(permission_observed(key, config["FunctionName"], statement))
 
 
 def observe_log_groups(aws: AwsContext, names: Names, state: ObservedState) -> None:
@@ -303,17 +148,10 @@ def observe_log_groups(aws: AwsContext, names: Names, state: ObservedState) -> N
         group = logs.get_log_group(aws, names.log_group(which))
         if group is None:
             continue
-        arn = group.get("logGroupArn") or str(group.get("arn", "")).removesuffix(":*")
-        state.add(Observed(f"log-{which}", "log-group", group["logGroupName"], arn=arn, name=group["logGroupName"],
-                           tags=dict(group.get("tags") or {}), attrs={"retention_days": group.get("retentionInDays")}))
+        state.add(log_group_observed(f"log-{which}", group))
 
 
 # --- S3 and the API --------------------------------------------------------------------------
-
-def _filter_prefix(config: dict[str, Any]) -> str:
-    rules = ((config.get("Filter") or {}).get("Key") or {}).get("FilterRules") or []
-    return next((r.get("Value", "") for r in rules if str(r.get("Name", "")).lower() == "prefix"), "")
-
 
 def observe_bucket(aws: AwsContext, names: Names, state: ObservedState) -> None:
     status = s3.bucket_status(aws, names.bucket)
@@ -322,49 +160,34 @@ def observe_bucket(aws: AwsContext, names: Names, state: ObservedState) -> None:
     if status == s3.FOREIGN:
         state.add(Observed("bucket", "bucket", names.bucket, name=names.bucket, state="foreign"))
         return
-    state.add(Observed("bucket", "bucket", names.bucket, arn=names.bucket_arn, name=names.bucket,
-                       tags=s3.bucket_tags(aws, names.bucket),
-                       attrs={"public_access_block": s3.public_access_block(aws, names.bucket),
-                              "encryption": s3.default_encryption(aws, names.bucket),
-                              "policy": s3.bucket_policy(aws, names.bucket)}))
+    state.add(bucket_observed(names, tags=s3.bucket_tags(aws, names.bucket),
+                              public_access_block=s3.public_access_block(aws, names.bucket),
+                              encryption=s3.default_encryption(aws, names.bucket),
+                              policy=s3.bucket_policy(aws, names.bucket)))
     notification = s3.notification_configuration(aws, names.bucket)
     producer_arn = names.function_arn("producer")
     for config in notification.get("LambdaFunctionConfigurations", []):
         if config.get("Id") == NOTIFICATION_ID or config.get("LambdaFunctionArn") == producer_arn:
-            state.add(Observed("s3-notification", "bucket-notification", config.get("Id") or NOTIFICATION_ID,
-                               attrs={"function": config.get("LambdaFunctionArn"),
-                                      "events": sorted(config.get("Events", [])), "prefix": _filter_prefix(config),
-                                      "config_id": config.get("Id")}))
+            state.add(notification_observed(config, NOTIFICATION_ID))
             break
 
 
 def observe_api(aws: AwsContext, names: Names, state: ObservedState) -> None:
     apis = apigw.find_apis(aws, _stack_tags(names, "api"))
-    _keep(state, apis, "ApiId", lambda a: Observed(
-        "api", "http-api", a["ApiId"], arn=apigw.api_arn(state.region, a["ApiId"], names.partition),
-        name=a.get("Name"), tags=dict(a.get("Tags") or {}),
-        attrs={"protocol": a.get("ProtocolType"), "endpoint": a.get("ApiEndpoint")}))
+    _keep(state, apis, "ApiId", lambda a: api_observed(a, apigw.api_arn(state.region, a["ApiId"], names.partition)))
     if "api" not in state:
         return
     api_id = state.resources["api"].id
     routes = apigw.routes(aws, api_id)
     targets = {str(r.get("Target", "")).removeprefix("integrations/") for r in routes}
     consumer_arn = names.function_arn("consumer")
-    _keep(state, apigw.integrations(aws, api_id), "IntegrationId", lambda i: Observed(
-        "api-integration", "api-integration", i["IntegrationId"],
-        attrs={"api": api_id, "function": i.get("IntegrationUri"), "type": i.get("IntegrationType"),
-               "payload_version": i.get("PayloadFormatVersion"), "timeout_ms": i.get("TimeoutInMillis")}),
+    _keep(state, apigw.integrations(aws, api_id), "IntegrationId", lambda i: integration_observed(i, api_id),
           lambda i: i.get("IntegrationUri") == consumer_arn or i["IntegrationId"] in targets)
     if routes:
-        state.add(Observed("api-routes", "api-routes", api_id, attrs={"api": api_id, "routes": {
-            r["RouteKey"]: {"id": r["RouteId"], "target": r.get("Target"),
-                            "authorization": r.get("AuthorizationType", "NONE")} for r in routes}}))
+        state.add(routes_observed(api_id, routes))
     for stage in apigw.stages(aws, api_id):
         if stage.get("StageName") == "$default":
-            state.add(Observed("api-stage", "api-stage", "$default", name="$default",
-                               arn=apigw.stage_arn(state.region, api_id, "$default", names.partition),
-                               tags=dict(stage.get("Tags") or {}),
-                               attrs={"api": api_id, "auto_deploy": bool(stage.get("AutoDeploy"))}))
+            state.add(stage_observed(stage, api_id, apigw.stage_arn(state.region, api_id, "$default", names.partition)))
 
 
 # --- everything ------------------------------------------------------------------------------
@@ -415,11 +238,7 @@ def observe_for_teardown(aws: AwsContext, stack: str, *, account: str | None = N
     endpoints of duplicate VPCs (as ``s3-endpoint`` duplicates)."""
     state = observe(aws, stack, account=account)
     for vpc in [d for d in state.duplicates if d.kind == "vpc"]:
-        for item in ec2.find_vpc_endpoints(aws, vpc.id):
-            state.duplicates.append(Observed("s3-endpoint", "vpc-endpoint", item["VpcEndpointId"],
-                                             state=str(item.get("State", "")), tags=tag_dict(item.get("Tags")),
-                                             attrs={"vpc": item["VpcId"], "service_name": item["ServiceName"],
-                                                    "route_tables": sorted(item.get("RouteTableIds", []))}))
+        state.duplicates.extend(endpoint_observed(item) for item in ec2.find_vpc_endpoints(aws, vpc.id))
     scope = network_scope(state)
     state.lambda_enis = ec2.stack_lambda_enis(aws, **scope) if any(scope.values()) else []
     return state

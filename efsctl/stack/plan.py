@@ -1,8 +1,9 @@
-"""Plan: a pure function from (desired, observed) to create/update/skip actions.
+"""Plans: what the executor runs. `up`'s is a pure function of (desired, observed); `down`'s
+(:func:`efsctl.stack.teardown.plan_teardown`) is the same :class:`Plan` with ``delete`` actions.
 
 No remote calls here. Actions come in dependency order (each after everything it needs).
 A resource whose dependency will be created is compared against an :class:`Unknown` id, so it
-is updated to point at the new one. ``blockers`` are reasons ``up`` must not start at all.
+is updated to point at the new one. ``blockers`` are reasons the run must not start at all.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from typing import Any
 
 from efsctl.stack.drift import Drift, diff
 from efsctl.stack.model import Resource, Subnet, Unknown, resolve, topological_order
-from efsctl.stack.observe import Observed, ObservedState
+from efsctl.stack.observed import Observed, ObservedState
 
-CREATE, UPDATE, SKIP = "create", "update", "skip"
+CREATE, UPDATE, SKIP, DELETE = "create", "update", "skip", "delete"
 READY_STATES = frozenset({"", "available", "active", "inactive"})  # lower-case lifecycle states
 
 
@@ -28,10 +29,15 @@ class Action:
     depends_on: tuple[str, ...] = ()
     resource: Resource | None = field(default=None, repr=False, compare=False)
     observed: Observed | None = field(default=None, repr=False, compare=False)
+    # What a delete removes: the resource and any extra copies of it (or, for the steps AWS
+    # adds to a teardown, what they act on: the function to detach, the group whose rule goes).
+    targets: tuple[Observed, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def id(self) -> str | None:
-        return self.observed.id if self.observed else None
+        if self.observed is not None:
+            return self.observed.id
+        return ", ".join(t.id for t in self.targets) or None
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"key": self.key, "kind": self.kind, "action": self.verb, "id": self.id,
@@ -45,12 +51,24 @@ class Action:
 class Plan:
     actions: tuple[Action, ...]
     blockers: tuple[str, ...] = ()
+    kept: tuple[Observed, ...] = ()  # what a teardown leaves on purpose (--keep-bucket, not ours)
+    observed: ObservedState | None = field(default=None, repr=False, compare=False)  # what it was made from
 
     def __iter__(self):
         return iter(self.actions)
 
+    def __contains__(self, key: str) -> bool:
+        return any(a.key == key for a in self.actions)
+
     def get(self, key: str) -> Action:
-        return next(a for a in self.actions if a.key == key)
+        for action in self.actions:
+            if action.key == key:
+                return action
+        raise KeyError(key)
+
+    @property
+    def empty(self) -> bool:
+        return not self.actions
 
     @property
     def changes(self) -> list[Action]:
@@ -63,7 +81,7 @@ class Plan:
     def counts(self) -> dict[str, int]:
         counts = {CREATE: 0, UPDATE: 0, SKIP: 0}
         for action in self.actions:
-            counts[action.verb] += 1
+            counts[action.verb] = counts.get(action.verb, 0) + 1
         return counts
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,4 +126,4 @@ def plan(desired: list[Resource], observed: ObservedState) -> Plan:
         verb = UPDATE if drift.changes else SKIP
         actions.append(Action(resource.key, resource.kind, verb, reasons or ("in sync",), tuple(drift.warnings),
                               depends_on, resource, found))
-    return Plan(tuple(actions), tuple(dict.fromkeys(blockers)))
+    return Plan(tuple(actions), tuple(dict.fromkeys(blockers)), observed=observed)

@@ -112,23 +112,35 @@ def fake_up(stack, api_url, efsctl_home, log=None):
         log.append(("up", stack))
 
 
-def test_cli_demo_runs_every_step_on_the_demo_stack(cli, moto_drive, demo_api, efsctl_home, monkeypatch):
-    import efsctl.cli.commands.demo as demo_cmd
-    import efsctl.drive.upload as upload_mod
-    from efsctl.waits import FakeClock
+@pytest.fixture
+def fake_ops(monkeypatch, demo_api, efsctl_home):
+    """The demo's use cases with `up` and `down` replaced: `up` fakes a stack on moto, `down`
+    removes its state; every call is recorded as (use case, stack)."""
+    from efsctl.operations import Operations
 
     calls = []
 
-    def run_command(argv):
-        calls.append(argv)
-        if argv[-2:] == ["up", "--local"]:
-            fake_up(argv[1], demo_api.url, efsctl_home)
+    def converge(self, request, reporter=None):
+        calls.append(("up", self.stack, request.local))
+        fake_up(self.stack, demo_api.url, efsctl_home)
 
-    monkeypatch.setattr(demo_cmd, "run_command", run_command)
+    def destroy(self, *, confirm, keep_bucket=False, timeout=None, reporter=None):
+        calls.append(("down", self.stack, confirm))
+        self.store.delete(self.stack)
+
+    monkeypatch.setattr(Operations, "converge", converge)
+    monkeypatch.setattr(Operations, "destroy", destroy)
+    return calls
+
+
+def test_cli_demo_runs_every_step_on_the_demo_stack(cli, moto_drive, demo_api, fake_ops, monkeypatch):
+    import efsctl.drive.upload as upload_mod
+    from efsctl.waits import FakeClock
+
     monkeypatch.setattr(upload_mod, "Clock", FakeClock)
     result = cli("demo")
     assert result.exit_code == 0, result
-    assert calls == [["--stack", "demo", "up", "--local"], ["--stack", "demo", "down", "--yes"]]
+    assert fake_ops == [("up", "demo", True), ("down", "demo", None)]
     out = result.stdout
     for step in ("up", "sample model", "upload", "predict", "models", "logs", "down"):
         assert f"✓ {step}" in out, step
@@ -138,53 +150,61 @@ def test_cli_demo_runs_every_step_on_the_demo_stack(cli, moto_drive, demo_api, e
                                                    "/models"]
 
 
-def test_cli_demo_keep_and_explicit_stack(cli, moto_drive, demo_api, efsctl_home, monkeypatch):
-    import efsctl.cli.commands.demo as demo_cmd
+def test_cli_demo_keep_and_explicit_stack(cli, moto_drive, demo_api, fake_ops, monkeypatch):
     import efsctl.drive.upload as upload_mod
     from efsctl.waits import FakeClock
 
-    calls = []
-    monkeypatch.setattr(demo_cmd, "run_command", lambda argv: calls.append(argv) or (
-        fake_up(argv[1], demo_api.url, efsctl_home) if "up" in argv else None))
     monkeypatch.setattr(upload_mod, "Clock", FakeClock)
     result = cli("--stack", "trial", "demo", "--keep")
     assert result.exit_code == 0, result
-    assert calls == [["--stack", "trial", "up", "--local"]]
+    assert fake_ops == [("up", "trial", True)]
     assert "efsctl --stack trial down --yes" in result.stdout
 
 
-def test_cli_demo_fails_when_a_step_fails_and_still_cleans_up(cli, moto_drive, demo_api, efsctl_home, monkeypatch):
-    import efsctl.cli.commands.demo as demo_cmd
+def test_cli_demo_ignores_efsctl_stack_from_the_environment(cli, moto_drive, demo_api, fake_ops, monkeypatch):
+    import efsctl.drive.upload as upload_mod
+    from efsctl.waits import FakeClock
+
+    monkeypatch.setattr(upload_mod, "Clock", FakeClock)
+    result = cli("demo", env={"EFSCTL_STACK": "work"})
+    assert result.exit_code == 0, result
+    assert fake_ops == [("up", "demo", True), ("down", "demo", None)]
+
+
+def test_cli_demo_fails_when_a_step_fails_and_still_cleans_up(cli, moto_drive, demo_api, fake_ops, monkeypatch):
     import efsctl.drive.upload as upload_mod
     from efsctl.waits import FakeClock
 
     demo_api.route("POST", "/predict", (404, {"error": {"code": "NotFound", "message": "Model not found"}}))
-    calls = []
-    monkeypatch.setattr(demo_cmd, "run_command", lambda argv: calls.append(argv) or (
-        fake_up(argv[1], demo_api.url, efsctl_home) if "up" in argv else None))
     monkeypatch.setattr(upload_mod, "Clock", FakeClock)
     result = cli("demo")
     assert result.exit_code == 1
     assert "✗ predict" in result.stdout and "Model not found" in result.stdout
     assert "✓ models" not in result.stdout and "✓ down" in result.stdout
-    assert calls[-1] == ["--stack", "demo", "down", "--yes"]
+    assert fake_ops[-1] == ("down", "demo", None)
 
 
-def test_cli_demo_refuses_an_aws_stack(cli, efsctl_home):
+@pytest.mark.parametrize("target", ["aws", "local"])
+def test_cli_demo_refuses_a_stack_that_exists_and_touches_nothing(cli, efsctl_home, fake_ops, target):
     from efsctl.state import StackState, StateStore
 
-    StateStore(efsctl_home).save(StackState(stack="demo", target="aws", region=REGION))
+    store = StateStore(efsctl_home)
+    store.save(StackState(stack="demo", target=target, region=REGION, resources={"vpc": {"kind": "vpc", "id": "v"}}))
+    before = store.path("demo").read_bytes()
     result = cli("demo")
-    assert result.exit_code == 2 and "lives on AWS" in result.stderr
+    assert result.exit_code == 2, result
+    assert "Stack 'demo' already exists" in result.stderr and "efsctl --stack demo-2 demo" in result.stderr
+    assert fake_ops == [] and store.path("demo").read_bytes() == before
 
 
-def test_run_command_reports_a_failing_command(efsctl_home):
-    from efsctl.cli.commands.demo import run_command
-    from efsctl.errors import EfsctlError
+def test_cli_demo_refuses_a_local_stack_known_only_by_its_directory(cli, efsctl_home, fake_ops):
+    from efsctl.state import StateStore
 
-    with pytest.raises(EfsctlError) as info:
-        run_command(["--stack", "nope", "no-such-command"])
-    assert "`efsctl --stack nope no-such-command` could not run" in info.value.message
-    with pytest.raises(EfsctlError) as info:
-        run_command(["--stack", "nope", "status"])  # exits 1: there is no such stack
-    assert "failed (exit 1)" in info.value.message
+    data = StateStore(efsctl_home).local_dir("demo")
+    data.mkdir(parents=True)
+    (data / "model.bin").write_bytes(b"mine")
+    result = cli("demo")
+    assert result.exit_code == 2 and "already exists" in result.stderr
+    assert fake_ops == [] and (data / "model.bin").read_bytes() == b"mine"
+
+

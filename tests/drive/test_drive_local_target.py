@@ -41,18 +41,16 @@ def test_upload_goes_to_the_local_endpoint(cli, local_stack, tmp_path):
 
 def test_multipart_upload_through_the_server(local_stack, tmp_path, efsctl_home):
     from efsctl.aws.transfer import MiB, TransferSettings
-    from efsctl.cli.context import AppContext
     from efsctl.config import Settings
     from efsctl.console import Console
-    from efsctl.drive.target import resolve_target
     from efsctl.drive.upload import upload_model
+    from efsctl.operations import Operations
 
     session, endpoint = local_stack
-    app = AppContext(Settings(stack="local1"))
-    aws = app.aws(app.require_state())
+    conn = Operations(Settings(stack="local1"), Console()).connect()
     path = tmp_path / "big.bin"
     path.write_bytes(bytes(range(256)) * (12 * MiB // 256))
-    result = upload_model(aws, resolve_target(app.require_state(), aws), path, "big.bin", console=Console(),
+    result = upload_model(conn.aws, conn.target, path, "big.bin", console=Console(),
                           settings=TransferSettings(threshold=5 * MiB, chunk=5 * MiB, concurrency=3))
     head = session.client("s3", endpoint_url=endpoint).head_object(Bucket=BUCKET, Key="models/big.bin")
     assert head["ETag"].strip('"').endswith("-3") and head["Metadata"]["sha256"] == result.sha256
@@ -97,9 +95,9 @@ def test_tail_logs_reads_the_local_log_groups(cli, local_stack, monkeypatch):
 
 
 def test_local_api_url_falls_back_to_the_gateway_record(local_stack, efsctl_home):
-    from efsctl.cli.context import AppContext
     from efsctl.config import Settings
-    from efsctl.drive.target import resolve_target
+    from efsctl.console import Console
+    from efsctl.operations import Operations
     from efsctl.state import StateStore
 
     store = StateStore(efsctl_home)
@@ -107,8 +105,7 @@ def test_local_api_url_falls_back_to_the_gateway_record(local_stack, efsctl_home
     state.outputs.pop("api_url")
     state.local["gateway_url"] = "http://127.0.0.1:9"
     store.save(state)
-    app = AppContext(Settings(stack="local1"))
-    target = resolve_target(app.require_state(), app.aws(app.require_state()))
+    target = Operations(Settings(stack="local1"), Console()).connect().target
     assert target.api_url == "http://127.0.0.1:9" and target.bucket == BUCKET and target.is_local
     assert target.log_groups == {"producer": "/aws/lambda/efsctl-local1-producer",
                                  "consumer": "/aws/lambda/efsctl-local1-consumer"}

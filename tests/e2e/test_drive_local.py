@@ -55,10 +55,11 @@ class Efsctl:
         return StateStore(self.home).load(self.stack)
 
     def aws(self):
-        from efsctl.cli.context import AppContext
         from efsctl.config import Settings
+        from efsctl.console import Console
+        from efsctl.operations import Operations
 
-        return AppContext(Settings(stack=self.stack, home=self.home)).aws(self.state())
+        return Operations(Settings(stack=self.stack, home=self.home), Console()).connect().aws
 
 
 @pytest.fixture(scope="module")
@@ -246,6 +247,56 @@ def test_follow_ends_cleanly_on_interrupt(efsctl, monkeypatch):
     result = efsctl("tail-logs", "--follow", "--since", "10m")
     assert result.exit_code == 0, result
     assert "Interrupted" not in result.stderr
+
+
+# -- read-only commands ---------------------------------------------------------------------
+
+def snapshot(efsctl) -> dict:
+    """What a read-only command must leave alone: the state file, the cloud's record (its pid),
+    and every file on the stack's EFS (models included), byte for byte."""
+    data = efsctl.home / "local" / efsctl.stack
+    efs = data / "efs"
+    return {"state": (efsctl.home / "stacks" / f"{efsctl.stack}.json").read_bytes(),
+            "cloud": (data / "cloud.json").read_bytes(),
+            "efs": {str(p.relative_to(efs)): hashlib.sha256(p.read_bytes()).hexdigest()
+                    for p in sorted(efs.rglob("*")) if p.is_file()}}
+
+
+def test_dry_runs_plan_and_status_leave_the_cloud_its_models_and_the_state_alone(efsctl, model):
+    path, sha = model("kept.safetensors")
+    assert efsctl("upload", str(path), "--wait").exit_code == 0
+    before = snapshot(efsctl)
+    assert any(name.endswith("models/kept.safetensors") for name in before["efs"])
+    runs = [("up", "--dry-run", "--realism", "aws", "--json"), ("up", "--local", "--dry-run", "--time-scale", "0.5"),
+            ("up", "--dry-run", "--throttle-rate", "0.2"), ("plan",), ("plan", "--json"), ("status",),
+            ("status", "--json")]
+    results = {args: efsctl(*args) for args in runs}
+    for args, result in results.items():
+        assert result.exit_code == 0, (args, result)
+    assert snapshot(efsctl) == before
+    doc = results[("up", "--dry-run", "--realism", "aws", "--json")].json()
+    assert doc["summary"] == {"create": 0, "update": 0, "skip": 25} and doc["live"] is True
+    assert doc["notes"] == ["`up` would restart the local cloud with realism 'aws'; this plan does not."]
+    assert "time scale x0.5" in results[("up", "--local", "--dry-run", "--time-scale", "0.5")].stderr
+    listed = {m["name"]: m for m in efsctl("models", "--json").json()["models"]}
+    assert listed["kept.safetensors"]["sha256"] == sha  # the same cloud still serves it
+
+
+def test_plan_and_up_dry_run_print_the_same_document(efsctl):
+    plan, dry = efsctl("plan", "--json"), efsctl("up", "--dry-run", "--json")
+    assert plan.exit_code == dry.exit_code == 0
+    assert plan.json() == dry.json() and plan.json()["dry_run"] is True
+
+
+def test_demo_on_an_existing_local_stack_deletes_nothing_of_it(efsctl, model):
+    path, _ = model("still-here.safetensors")
+    assert efsctl("upload", str(path), "--wait").exit_code == 0
+    before = snapshot(efsctl)
+    result = efsctl("--stack", efsctl.stack, "demo")
+    assert result.exit_code == 2, result
+    assert f"Stack {efsctl.stack!r} already exists" in result.stderr
+    assert snapshot(efsctl) == before
+    assert efsctl("status").exit_code == 0
 
 
 # -- demo ---------------------------------------------------------------------------------

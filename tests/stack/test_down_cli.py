@@ -112,20 +112,19 @@ def test_a_failed_down_keeps_what_is_left_in_the_state_file_and_exits_1(cli, sta
     from efsctl.stack import teardown as td
 
     name, aws, vpc = stack
+    from efsctl.stack.steps import STEPS, Step
+
     real = td.run_teardown
 
+    class Stuck(Step):
+        def delete(self, ctx):
+            raise WaitTimeout("Gave up waiting for Lambda ENIs after 1800 s (last state: 1 Lambda network "
+                              "interface left (eni-1)).")
+
     def run_until_the_enis(plan, aws, **kwargs):
-        plan.tasks["lambda-enis"].kind = "stuck"
-        return real(plan, aws, **kwargs)
-
-    def stuck(ctx):
-        raise WaitTimeout("Gave up waiting for Lambda ENIs after 1800 s (last state: 1 Lambda network interface "
-                          "left (eni-1)).")
-
-    from efsctl.stack import teardown_steps
+        return real(plan, aws, steps={**STEPS, "enis": Stuck()}, **kwargs)
 
     with monkeypatch.context() as patch:
-        patch.setitem(teardown_steps.STEPS, "stuck", stuck)
         patch.setattr(td, "run_teardown", run_until_the_enis)
         result = cli("--stack", name, "down", "--yes")
     assert result.exit_code == 1, result

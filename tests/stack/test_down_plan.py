@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from efsctl.stack.model import KEYS
-from efsctl.stack.observe import Observed, ObservedState
-from efsctl.stack.teardown import ENI_TASK, plan_teardown
+from efsctl.stack.observed import Observed, ObservedState
+from efsctl.stack.teardown import ENI_TASK, plan_teardown, resources
 
 KINDS = {"vpc": "vpc", "subnet-a": "subnet", "subnet-b": "subnet", "route-table": "route-table",
          "s3-endpoint": "vpc-endpoint", "sg-lambda": "security-group", "sg-efs": "security-group", "efs": "efs",
@@ -38,12 +38,12 @@ def observed(*, without: tuple[str, ...] = (), detached: bool = False) -> Observ
 def closure(plan, key: str) -> set[str]:
     """Every task that must finish before ``key`` starts."""
     seen: set[str] = set()
-    stack = list(plan.tasks[key].deps)
+    stack = list(plan.get(key).depends_on)
     while stack:
         dep = stack.pop()
         if dep not in seen:
             seen.add(dep)
-            stack.extend(plan.tasks[dep].deps)
+            stack.extend(plan.get(dep).depends_on)
     return seen
 
 
@@ -77,13 +77,13 @@ def test_independent_work_is_not_held_behind_the_enis():
     for key in ("api", "access-point", "mt-a", "mt-b", "efs", "sg-efs", "s3-endpoint", "route-table", "bucket",
                 "log-producer", "log-consumer", "fn-producer", "fn-consumer"):
         assert ENI_TASK not in closure(plan, key), key
-    assert plan.tasks["fn-producer:detach"].deps == set() and plan.tasks["fn-consumer:detach"].deps == set()
+    assert plan.get("fn-producer:detach").depends_on == () and plan.get("fn-consumer:detach").depends_on == ()
 
 
 def test_integration_routes_and_stage_go_with_the_api():
     plan = plan_teardown(observed())
-    assert {"api-integration", "api-routes", "api-stage"}.isdisjoint(plan.tasks)
-    assert [t.key for t in plan.tasks["api"].targets] == ["api"]
+    assert {"api-integration", "api-routes", "api-stage"}.isdisjoint(a.key for a in plan)
+    assert [t.key for t in plan.get("api").targets] == ["api"]
 
 
 def test_order_is_kept_through_resources_already_gone():
@@ -91,47 +91,46 @@ def test_order_is_kept_through_resources_already_gone():
     # ENI drain; the log groups wait for nothing left.
     plan = plan_teardown(observed(without=("fn-producer", "fn-consumer", "s3-permission", "api-permission",
                                            "s3-notification", "api")))
-    assert "fn-producer:detach" not in plan.tasks
+    assert "fn-producer:detach" not in plan
     assert ENI_TASK in closure(plan, "role-producer")
-    assert plan.tasks["log-producer"].deps == set()
+    assert plan.get("log-producer").depends_on == ()
     assert closure(plan, "vpc") >= {"subnet-a", "subnet-b", ENI_TASK, "sg-lambda", "sg-efs", "route-table"}
 
 
 def test_detached_functions_skip_the_detach_step():
     plan = plan_teardown(observed(detached=True))
-    assert "fn-producer:detach" not in plan.tasks and "fn-producer" in plan.tasks
-    assert ENI_TASK in plan.tasks
+    assert "fn-producer:detach" not in plan and "fn-producer" in plan
+    assert ENI_TASK in plan
 
 
 def test_keep_bucket_keeps_bucket_but_not_its_notification():
     plan = plan_teardown(observed(), keep_bucket=True)
-    assert "bucket" not in plan.tasks and [k.key for k in plan.kept] == ["bucket"]
-    assert {"s3-notification", "s3-permission"} <= set(plan.tasks)
+    assert "bucket" not in plan and [k.key for k in plan.kept] == ["bucket"]
+    assert {"s3-notification", "s3-permission"} <= {a.key for a in plan}
 
 
 def test_a_bucket_owned_by_another_account_is_never_touched():
     state = observed(without=("bucket",))
     state.add(Observed("bucket", "bucket", "efsctl-s-123456789012-us-east-1", state="foreign"))
     plan = plan_teardown(state)
-    assert "bucket" not in plan.tasks and plan.kept[0].state == "foreign"
+    assert "bucket" not in plan and plan.kept[0].state == "foreign"
 
 
 def test_duplicates_are_deleted_with_their_key_and_extra_mount_targets_before_the_file_system():
     state = observed()
     state.duplicates += [Observed("subnet-a", "subnet", "subnet-dup"), Observed("mt", "mount-target", "fsmt-dup")]
     plan = plan_teardown(state)
-    assert [t.id for t in plan.tasks["subnet-a"].targets] == ["id-subnet-a", "subnet-dup"]
-    assert "fsmt-dup" in [t.id for t in plan.tasks["efs"].targets]
+    assert [t.id for t in plan.get("subnet-a").targets] == ["id-subnet-a", "subnet-dup"]
+    assert "fsmt-dup" in [t.id for t in plan.get("efs").targets]
 
 
 def test_nothing_observed_plans_nothing():
     plan = plan_teardown(ObservedState(stack="s", region="us-east-1", account="123456789012"))
-    assert plan.empty and plan.resources() == []
+    assert plan.empty and resources(plan) == []
 
 
 def test_resources_lists_each_resource_once_in_design_order():
-    resources = plan_teardown(observed()).resources()
-    keys = [r.key for r in resources]
+    keys = [r.key for r in resources(plan_teardown(observed()))]
     assert keys == [k for k in KEYS if k not in ("api-integration", "api-routes", "api-stage")]
 
 

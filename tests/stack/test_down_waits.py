@@ -11,7 +11,8 @@ from botocore.exceptions import ClientError
 from down_support import build, names, nothing_left
 from efsctl.errors import EfsctlError
 from efsctl.stack import teardown as td
-from efsctl.stack.teardown_steps import ENI_POLL
+from efsctl.stack.execute import NullReporter
+from efsctl.stack.steps.compute import ENI_POLL
 from efsctl.waits import FakeClock
 
 LINGER = 120.0
@@ -76,8 +77,8 @@ def test_lingering_enis_hold_roles_and_network_until_released_and_down_ends_soon
     clock = FakeClock()
     linger = LingeringEnis(aws, clock, subnet=subnet, group=group, release_at=LINGER, lag=3)
     waits = []
-    reporter = td.NullReporter()
-    reporter.waiting = lambda task, what, elapsed, detail: waits.append((what, round(elapsed, 1), detail))
+    reporter = NullReporter()
+    reporter.waiting = lambda key, what, elapsed, detail: waits.append((what, round(elapsed, 1), detail))
     result = td.teardown(aws, stack, clock=clock, reporter=reporter)
     result.raise_for_error()
     assert nothing_left(aws, stack, vpc) == {}

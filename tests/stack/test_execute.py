@@ -10,7 +10,7 @@ import pytest
 from efsctl.errors import AwsError
 from efsctl.stack.execute import execute
 from efsctl.stack.model import Names
-from efsctl.stack.observe import Observed
+from efsctl.stack.observed import Observed
 from efsctl.stack.plan import Action, Plan
 from efsctl.waits import Outcome
 

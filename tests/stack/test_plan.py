@@ -7,7 +7,7 @@ import json
 import pytest
 
 from efsctl.stack.model import KEYS, StackConfig, TAG_REGION, desired_stack, resolve
-from efsctl.stack.observe import Observed, ObservedState
+from efsctl.stack.observed import Observed, ObservedState
 from efsctl.stack.plan import plan
 
 CONFIG = StackConfig(stack="demo", region="eu-west-1", account="111122223333", code=b"zip", code_sha256="SHA",

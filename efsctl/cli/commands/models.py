@@ -12,13 +12,10 @@ def models(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """List the models on EFS, as the consumer sees them (GET /models)."""
-    from efsctl.cli.commands._drive import connect
     from efsctl.drive.models import fetch_models, table_rows
-    from efsctl.drive.target import api_client
 
     app = get_app(ctx, json_out)
-    _, aws, target = connect(app)
-    with api_client(target, aws) as api:
+    with app.ops.connect().api() as api:
         found, truncated = fetch_models(api)
     if json_out:
         app.console.emit_json({"models": found, **({"truncated": True} if truncated else {})})

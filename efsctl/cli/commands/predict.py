@@ -25,28 +25,27 @@ def predict(
     """
     import time
 
-    from efsctl.cli.commands._drive import connect, print_rows
+    from efsctl.cli.commands._drive import print_rows
     from efsctl.drive.names import validate_model_name
     from efsctl.drive.predict import load_rows, predict_once, run_load, summary_rows
-    from efsctl.drive.target import api_client
 
     app = get_app(ctx, json_out)
     validate_model_name(name)
-    _, aws, target = connect(app)
+    conn = app.ops.connect()
     if concurrency is None and requests is None:
-        with api_client(target, aws) as api:
+        with conn.api() as api:
             prediction = predict_once(api, name, verify)
         if json_out:
             app.console.emit_json(prediction.body)
             return
         app.console.line("ok", "predict", name, prediction.round_trip_ms / 1000.0)
-        print_rows(app, summary_rows(prediction, target.bucket))
+        print_rows(app, summary_rows(prediction, conn.target.bucket))
         return
 
     concurrency = concurrency or 4
     requests = requests or 100
     start = time.monotonic()
-    with api_client(target, aws, max_connections=concurrency) as api:
+    with conn.api(max_connections=concurrency) as api:
         with app.console.status(f"{requests} requests, {concurrency} at a time"):
             result = run_load(api, name, verify=verify, concurrency=concurrency, requests=requests)
     doc = {"model": name, **result.to_dict()}

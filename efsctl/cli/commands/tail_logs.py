@@ -25,17 +25,13 @@ def tail_logs(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """Show both functions' logs interleaved by time; -f follows them live."""
-    from efsctl.aws.logs_tail import LogsReader
-    from efsctl.cli.commands._drive import connect
-    from efsctl.drive.logs import parse_since, render, tail
+    from efsctl.drive.logs import parse_since, render, tail_stack
 
     app = get_app(ctx, json_out)
     since_ms = parse_since(since)
-    _, aws, target = connect(app)
-    groups = {fn: group for fn, group in target.log_groups.items() if function.value in ("all", fn)}
-    live = follow and not target.is_local and not aws.endpoint_url
-    events = tail(LogsReader(aws), groups, since_ms=since_ms, follow=follow, filter_text=filter_text,
-                  live=live, notice=app.console.warn)
+    conn = app.ops.connect()
+    events = tail_stack(conn.aws, conn.target, function=function.value, since_ms=since_ms, follow=follow,
+                        filter_text=filter_text, notice=app.console.warn)
     count = 0
     try:
         for event in events:

@@ -4,15 +4,15 @@ from typing import Annotated, Optional
 
 import typer
 
-from efsctl.cli.context import AppContext, get_app
-from efsctl.state import TARGET_AWS, TARGET_LOCAL, StackState
+from efsctl.cli.context import get_app
 
 
 def up(
     ctx: typer.Context,
     local: Annotated[bool, typer.Option("--local", help="Run the stack in the embedded local cloud (no AWS account).")]
     = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; change nothing.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan; change nothing (same as `efsctl plan`).")]
+    = False,
     vpc_cidr: Annotated[Optional[str], typer.Option("--vpc-cidr", help="The VPC's IPv4 block (default 10.42.0.0/16).")]
     = None,
     memory: Annotated[Optional[int], typer.Option("--memory", help="Memory (MB) for both functions (default 2048).")]
@@ -35,64 +35,14 @@ def up(
     A second run changes nothing; a run after an interruption finishes the job. Settings given
     here (--memory, --vpc-cidr, --architecture) are remembered for later runs.
     """
-    app = get_app(ctx, json_out)
     from efsctl.cli import stackview
-    from efsctl.stack.deploy import UpSettings, deploy, preview
+    from efsctl.operations import CloudProfile, UpRequest
 
-    state = app.state() or StackState(stack=app.stack)
-    chosen = UpSettings.from_dict({**state.settings, **UpSettings(vpc_cidr, memory, architecture).to_dict()})
-    chosen.validated()
-    cloud = {"realism": realism, "time_scale": time_scale, "throttle_rate": throttle_rate}
+    app = get_app(ctx, json_out)
+    request = UpRequest(local=local, vpc_cidr=vpc_cidr, memory=memory, architecture=architecture,
+                        cloud=CloudProfile(realism, time_scale, throttle_rate))
     if dry_run:
-        shown = preview(_target(app, state, local, cloud), app.stack, chosen)
-        if json_out:
-            app.console.emit_json(stackview.plan_document(shown.plan, stack=app.stack, target=state.target,
-                                                          region=shown.config.region, dry_run=True))
-        else:
-            stackview.show_plan(app.console, shown.plan, f"Plan for stack {app.stack} ({state.target}, "
-                                                         f"{shown.config.region}), dry run: nothing will change.")
+        stackview.render_plan(app.console, app.ops.preview(request), json_out)
         return
-    with app.store.lock(app.stack, "efsctl up"):
-        aws = _target(app, state, local, cloud)
-        deployment = deploy(aws, app.stack, chosen, reporter=stackview.ConsoleReporter(app.console))
-        outputs = deployment.outputs(api_url=state.local.get("gateway_url") if state.is_local else None)
-        _record(app, state, deployment, chosen, outputs)
-        deployment.execution.raise_for_error()
-    if json_out:
-        app.console.emit_json(stackview.up_document(deployment, stack=app.stack, target=state.target, outputs=outputs))
-    else:
-        stackview.show_up(app.console, deployment, stack=app.stack, target=state.target, outputs=outputs)
-
-
-def _target(app: AppContext, state: StackState, local: bool, cloud: dict | None = None):
-    """The AWS context for the stack's target, starting the local cloud when it is local
-    (``cloud``: its realism, time scale and throttle rate; None keeps the running cloud's)."""
-    from efsctl.errors import ConfigError
-
-    if any(v is not None for v in (cloud or {}).values()) and not (local or state.is_local):
-        raise ConfigError("--realism, --time-scale and --throttle-rate shape the local cloud; they need --local.",
-                          "Run `efsctl up --local --realism aws` for AWS's delays and rules offline.")
-    if local and not state.is_local and state.resources:
-        raise ConfigError(f"Stack {app.stack!r} lives on AWS; it cannot move to the local cloud.",
-                          "Use another --stack for a local one, or `efsctl down` this one first.")
-    if local or state.is_local:
-        from efsctl.local import ensure_local_cloud
-
-        state.target = TARGET_LOCAL
-        state.local = ensure_local_cloud(app.store, app.stack, app.console, **(cloud or {}))
-        app.store.save(state)
-    else:
-        state.target = TARGET_AWS
-    return app.aws(state)
-
-
-def _record(app: AppContext, state: StackState, deployment, chosen, outputs: dict) -> None:
-    """Cache what exists (even after a failed step): ids, outputs, settings. Tags stay the truth."""
-    config = deployment.preview.config
-    state.region, state.account = config.region, config.account
-    if not state.is_local:
-        state.endpoint_url = app.settings.endpoint_url
-    state.resources = {key: observed.to_dict() for key, observed in deployment.resources.items()}
-    state.outputs = outputs
-    state.settings = chosen.to_dict()
-    app.store.save(state)
+    outcome = app.ops.converge(request, stackview.ConsoleReporter(app.console))
+    stackview.render_up(app.console, outcome, json_out)

@@ -25,9 +25,7 @@ def upload(
     """Upload a model to the stack's bucket; the producer copies it to EFS, checking its SHA-256."""
     import re
 
-    from efsctl.cli.commands._drive import connect
     from efsctl.drive.fmt import human_bytes
-    from efsctl.drive.target import api_client
     from efsctl.drive.upload import check_file, default_name, upload_model, wait_on_efs
     from efsctl.errors import ConfigError
 
@@ -38,9 +36,9 @@ def upload(
         raise ConfigError("--declared-sha256 must be 64 lower-case hex digits.")
     if wait is None:
         wait = sys.stdout.isatty()
-    _, aws, target = connect(app)
-    api = api_client(target, aws) if wait else None  # fails before uploading if there is no API
-    result = upload_model(aws, target, path, name, console=app.console, declared_sha256=declared_sha256)
+    conn = app.ops.connect()
+    api = conn.api() if wait else None  # fails before uploading if there is no API
+    result = upload_model(conn.aws, conn.target, path, name, console=app.console, declared_sha256=declared_sha256)
     if api is not None:
         with api:
             result.wait = wait_on_efs(api, name, result.sha256, declared_sha256=declared_sha256,

@@ -1,16 +1,19 @@
 """Steps for the functions and what surrounds them: roles, log groups, the functions, their
-invoke permissions and the bucket notification."""
+invoke permissions and the bucket notification; and the two steps AWS adds to a teardown:
+detaching a function from its VPC, and waiting out Lambda's network interfaces."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from efsctl.aws import iam, lambda_, logs, s3
-from efsctl.errors import AwsError
+from efsctl.aws import ec2, iam, lambda_, logs, s3
+from efsctl.errors import AwsError, WaitTimeout
 from efsctl.stack.drift import FUNCTION_CONFIG_FIELDS, Drift, missing_tags
-from efsctl.stack.model import BucketNotification, Function, LogGroup, Permission, Role
-from efsctl.stack.observe import Observed, function_observed, permission_attrs
-from efsctl.stack.steps import Step, StepContext, message_retryable
+from efsctl.stack.model import NOTIFICATION_ID, BucketNotification, Function, LogGroup, Permission, Role
+from efsctl.stack.observed import (Observed, function_observed, log_group_observed, notification_observed,
+                                   permission_observed, role_observed)
+from efsctl.stack.steps.base import WAIT_POLL, Step, StepContext, message_retryable, said
+from efsctl.stack.steps.network import ENI_HINT, count_enis
 from efsctl.waits import Outcome
 
 # CreateFunction/UpdateFunctionConfiguration errors that mean "not yet", not "no" (AWS-RULES 3, 5, 10).
@@ -39,10 +42,8 @@ def _either(*checks):
 class RoleStep(Step):
     def create(self, d: Role, ctx: StepContext) -> Observed:
         role, created = iam.create_role(ctx.aws, d.name, trust=d.trust, description=d.description, tags=d.tags)
-        return Observed(d.key, d.kind, d.name, arn=role["Arn"], name=d.name, tags=dict(role.get("Tags") or {}),
-                        attrs={"trust": role["AssumeRolePolicyDocument"],
-                               "policy": None if created else iam.get_inline_policy(ctx.aws, d.name, d.policy_name),
-                               "inline_policies": [], "attached_policies": []})
+        return role_observed(d.key, role,
+                             policy=None if created else iam.get_inline_policy(ctx.aws, d.name, d.policy_name))
 
     def update(self, d: Role, o: Observed, drift: Drift, ctx: StepContext) -> Observed:
         fields = drift.fields()
@@ -56,15 +57,17 @@ class RoleStep(Step):
             o.tags.update(missing)
         return o
 
+    def delete(self, ctx: StepContext) -> str:
+        return said([iam.delete_role(ctx.aws, role.name or role.id) for role in ctx.targets])
+
 
 class LogGroupStep(Step):
     def create(self, d: LogGroup, ctx: StepContext) -> Observed:
         if not logs.create_log_group(ctx.aws, d.name, d.tags):
             group = logs.get_log_group(ctx.aws, d.name) or {}
-            return Observed(d.key, d.kind, d.name, arn=group.get("logGroupArn"), name=d.name,
-                            tags=dict(group.get("tags") or {}), attrs={"retention_days": group.get("retentionInDays")})
-        return Observed(d.key, d.kind, d.name, arn=ctx.names.log_group_arn(d.key.removeprefix("log-")), name=d.name,
-                        tags=dict(d.tags), attrs={"retention_days": None})
+            return log_group_observed(d.key, {"logGroupName": d.name, **group})
+        return log_group_observed(d.key, {"logGroupName": d.name, "tags": dict(d.tags), "retentionInDays": None,
+                                          "logGroupArn": ctx.names.log_group_arn(d.key.removeprefix("log-"))})
 
     def update(self, d: LogGroup, o: Observed, drift: Drift, ctx: StepContext) -> Observed:
         if "retention_days" in drift.fields():
@@ -74,6 +77,9 @@ class LogGroupStep(Step):
             logs.tag_log_group(ctx.aws, d.name, missing)
             o.tags.update(missing)
         return o
+
+    def delete(self, ctx: StepContext) -> str:
+        return said([logs.delete_log_group(ctx.aws, group.name or group.id) for group in ctx.targets])
 
 
 def function_config(d: Function) -> dict[str, Any]:
@@ -144,6 +150,12 @@ class FunctionStep(Step):
         config = ctx.wait(check, what=f"{d.key} {d.name}", timeout=self.timeout)
         return function_observed(d.key, config or {}, o.tags) if config else o
 
+    def delete(self, ctx: StepContext) -> str:
+        done = [ctx.retry(lambda name=f.name or f.id: lambda_.delete_function(ctx.aws, name),
+                          what=f"{f.id} to accept deletion", retryable=_update_in_progress)
+                for f in ctx.targets]
+        return said(done)
+
 
 class PermissionStep(Step):
     def create(self, d: Permission, ctx: StepContext) -> Observed:
@@ -154,12 +166,9 @@ class PermissionStep(Step):
                 raise
             for statement in lambda_.policy_statements(ctx.aws, d.function):
                 if statement.get("Sid") == d.statement_id:
-                    return Observed(d.key, d.kind, d.statement_id, name=d.statement_id,
-                                    attrs={"function": d.function, **permission_attrs(statement)})
+                    return permission_observed(d.key, d.function, statement)
             raise
-        return Observed(d.key, d.kind, d.statement_id, name=d.statement_id,
-                        attrs={"function": d.function, "principal": d.principal, "source_arn": d.source_arn,
-                               "source_account": d.source_account})
+        return permission_observed(d.key, d.function, permission_statement(d))
 
     def update(self, d: Permission, o: Observed, drift: Drift, ctx: StepContext) -> Observed:
         lambda_.remove_permission(ctx.aws, d.function, d.statement_id)
@@ -173,19 +182,38 @@ class PermissionStep(Step):
                                                  source_account=d.source_account),
                   what=f"{d.key}", retryable=IN_PROGRESS, timeout=CONFLICT_TIMEOUT)
 
+    def delete(self, ctx: StepContext) -> str:
+        for statement in ctx.targets:
+            lambda_.remove_permission(ctx.aws, statement.attrs["function"], statement.id)
+        return "removed"
+
+
+def permission_statement(d: Permission) -> dict[str, Any]:
+    """The resource-policy statement AddPermission makes of ``d`` (as GetPolicy lists it)."""
+    condition: dict[str, Any] = {"ArnLike": {"AWS:SourceArn": d.source_arn}}
+    if d.source_account:
+        condition["StringEquals"] = {"AWS:SourceAccount": d.source_account}
+    return {"Sid": d.statement_id, "Effect": "Allow", "Principal": {"Service": d.principal},
+            "Action": "lambda:InvokeFunction", "Condition": condition}
+
 
 class NotificationStep(Step):
     def create(self, d: BucketNotification, ctx: StepContext) -> Observed:
-        self._put(d, ctx)
-        return Observed(d.key, d.kind, d.config_id, attrs={"function": d.function, "events": sorted(d.events),
-                                                           "prefix": d.prefix, "config_id": d.config_id})
+        return notification_observed(self._put(d, ctx), d.config_id)
 
     def update(self, d: BucketNotification, o: Observed, drift: Drift, ctx: StepContext) -> Observed:
         self._put(d, ctx)
         o.attrs.update(function=d.function, events=sorted(d.events), prefix=d.prefix)
         return o
 
-    def _put(self, d: BucketNotification, ctx: StepContext) -> None:
+    def delete(self, ctx: StepContext) -> str:
+        names = ctx.names
+        done = s3.remove_lambda_notifications(ctx.aws, names.bucket, function_arn=names.function_arn("producer"),
+                                              config_id=NOTIFICATION_ID)
+        return said([done], "removed")
+
+    def _put(self, d: BucketNotification, ctx: StepContext) -> dict[str, Any]:
+        """Put our configuration; returns it (one ``LambdaFunctionConfigurations`` entry)."""
         # The call replaces the bucket's whole configuration: keep everything that is not ours.
         current = s3.notification_configuration(ctx.aws, d.bucket)
         others = [c for c in current.get("LambdaFunctionConfigurations", [])
@@ -196,7 +224,94 @@ class NotificationStep(Step):
         # Right after AddPermission S3 may not see it yet (AWS-RULES 13).
         ctx.retry(lambda: s3.put_notification_configuration(ctx.aws, d.bucket, config), what=f"{d.key}",
                   retryable=S3_NOT_YET, timeout=S3_VALIDATE_TIMEOUT)
+        return ours
 
+
+# --- the steps a teardown adds ----------------------------------------------------------------
+
+def _update_in_progress(exc: BaseException) -> str | None:
+    # A function still Pending, or mid-update, refuses another change (AWS-RULES 8, 9).
+    if isinstance(exc, AwsError) and exc.code in ("ResourceConflictException", "ResourceNotReadyException"):
+        return "an update or creation is still in progress"
+    return None
+
+
+class DetachStep(Step):
+    """Empty VpcConfig (and no file system, which needs the VPC), then wait for the update.
+
+    This only speeds things up (AWS-RULES 11): if Lambda refuses, deleting the function
+    releases its interfaces too, so the refusal is reported, not fatal.
+    """
+
+    def delete(self, ctx: StepContext) -> str:
+        function = ctx.targets[0]
+        name = function.name or function.id
+
+        def check() -> Outcome[None]:
+            config = lambda_.function_configuration(ctx.aws, name)
+            if config is None:
+                return Outcome(True)
+            status = config.get("LastUpdateStatus") or "Successful"
+            if status == "Failed":
+                raise AwsError(f"Lambda could not take {name} out of its VPC: "
+                               f"{config.get('LastUpdateStatusReason') or 'no reason given'}.", code="UpdateFailed")
+            return Outcome(status == "Successful", detail=f"LastUpdateStatus {status}")
+
+        try:
+            attrs = function.attrs
+            if attrs.get("subnets") or attrs.get("security_groups") or attrs.get("file_systems"):
+                updated = ctx.retry(lambda: lambda_.detach_from_vpc(ctx.aws, name),
+                                    what=f"{name} to accept an update", retryable=_update_in_progress)
+                if updated is None:
+                    return "already gone"
+            ctx.wait(check, what=f"{name} detached")
+        except AwsError as exc:
+            if exc.code in ("AccessDenied", "AccessDeniedException"):
+                raise
+            return f"not detached ({exc.code or exc.message}); its deletion releases the interfaces instead"
+        return "detached from the VPC"
+
+
+class LambdaEnisStep(Step):
+    """Wait until no Lambda ENI of the stack is left; delete any left ``available``.
+
+    Lambda deletes its ENIs itself (with the function's role, which is why the roles wait for
+    this); EC2 refuses changes to their security groups, so nothing else touches them.
+    """
+
+    def delete(self, ctx: StepContext) -> str:
+        from efsctl.stack.observe import network_scope
+
+        assert ctx.observed is not None, "a teardown runs with its observation"
+        scope = network_scope(ctx.observed)
+        deleted: set[str] = set()
+
+        def check() -> Outcome[None]:
+            enis = ec2.stack_lambda_enis(ctx.aws, **scope) if any(scope.values()) else []
+            left = []
+            for eni in enis:
+                if eni.get("Status") == "available" and eni["NetworkInterfaceId"] not in deleted:
+                    try:
+                        if ec2.delete_network_interface(ctx.aws, eni["NetworkInterfaceId"]):
+                            deleted.add(eni["NetworkInterfaceId"])
+                        continue
+                    except AwsError as exc:  # Lambda took it back, or is deleting it itself
+                        if not exc.code.startswith("InvalidNetworkInterface"):
+                            raise
+                left.append(eni)
+            return Outcome(not left, detail=count_enis(left, "Lambda network interface"))
+
+        try:
+            ctx.wait(check, what="Lambda ENIs", poll=ENI_POLL)
+        except WaitTimeout as exc:
+            exc.hint = ENI_HINT
+            raise
+        return f"none left{f' ({len(deleted)} deleted)' if deleted else ''}"
+
+
+# The ENI drain is `down`'s critical path: polled closely, so `down` ends within a few percent of
+# the moment Lambda lets go of the last interface.
+ENI_POLL = WAIT_POLL
 
 STEPS = {"role": RoleStep(), "log-group": LogGroupStep(), "function": FunctionStep(), "permission": PermissionStep(),
-         "bucket-notification": NotificationStep()}
+         "bucket-notification": NotificationStep(), "detach": DetachStep(), "enis": LambdaEnisStep()}

@@ -1,13 +1,20 @@
-"""Steps for the network: VPC, subnets, route table, S3 gateway endpoint, security groups."""
+"""Steps for the network: VPC, subnets, route table, S3 gateway endpoint, security groups, and
+the NFS rule a teardown revokes first."""
 
 from __future__ import annotations
 
+from typing import Any, Callable
+
 from efsctl.aws import ec2
-from efsctl.aws.tags import tag_dict
+from efsctl.aws.tags import tag_list
 from efsctl.stack.drift import Drift, ingress_delta, missing_tags
 from efsctl.stack.model import GatewayEndpoint, RouteTable, SecurityGroup, Subnet, Vpc
-from efsctl.stack.observe import Observed, sg_rule
-from efsctl.stack.steps import Step, StepContext
+from efsctl.stack.observed import (Observed, endpoint_observed, filled, route_table_observed, security_group_observed,
+                                   subnet_observed, vpc_observed)
+from efsctl.stack.steps.base import Step, StepContext, error_code, said
+
+# Lambda's ENIs hold the subnets, the Lambda security group and the VPC until AWS releases them.
+ENI_HINT = "AWS releases Lambda's network interfaces asynchronously (up to 20 minutes, sometimes more)."
 
 
 class VpcStep(Step):
@@ -16,8 +23,8 @@ class VpcStep(Step):
     def create(self, d: Vpc, ctx: StepContext) -> Observed:
         vpc = ec2.create_vpc(ctx.aws, d.cidr, d.tags)
         # A new VPC has DNS support on and DNS hostnames off; update turns hostnames on.
-        return Observed(d.key, d.kind, vpc["VpcId"], state=vpc.get("State", "pending"), tags=dict(d.tags),
-                        attrs={"cidr": d.cidr, "dns_support": True, "dns_hostnames": False})
+        return vpc_observed(filled(vpc, State="pending", Tags=tag_list(d.tags), CidrBlock=d.cidr),
+                            {"support": True, "hostnames": False})
 
     def update(self, d: Vpc, o: Observed, drift: Drift, ctx: StepContext) -> Observed:
         fields = drift.fields()
@@ -32,6 +39,9 @@ class VpcStep(Step):
         vpc = ec2.describe_vpc(ctx.aws, o.id)
         return vpc.get("State") if vpc else None
 
+    def delete(self, ctx: StepContext) -> str:
+        return _delete_while_enis_drain(ctx, ec2.delete_vpc, "vpc_id")
+
 
 class SubnetStep(Step):
     timeout = 300.0
@@ -39,11 +49,7 @@ class SubnetStep(Step):
     def create(self, d: Subnet, ctx: StepContext) -> Observed:
         assert d.zone, "the planner blocks subnets without a zone"
         subnet = ctx.visible(lambda: ec2.create_subnet(ctx.aws, d.vpc, d.cidr, d.zone, d.tags), "create")
-        return Observed(d.key, d.kind, subnet["SubnetId"], arn=subnet.get("SubnetArn"),
-                        state=subnet.get("State", "pending"), tags=tag_dict(subnet.get("Tags")) or dict(d.tags),
-                        attrs={"vpc": subnet["VpcId"], "cidr": subnet["CidrBlock"],
-                               "zone": subnet["AvailabilityZone"],
-                               "map_public_ip": bool(subnet.get("MapPublicIpOnLaunch"))})
+        return subnet_observed(d.key, filled(subnet, State="pending", Tags=tag_list(d.tags)))
 
     def update(self, d: Subnet, o: Observed, drift: Drift, ctx: StepContext) -> Observed:
         if "map_public_ip" in drift.fields():
@@ -55,12 +61,14 @@ class SubnetStep(Step):
         subnet = ec2.describe_subnet(ctx.aws, o.id)
         return subnet.get("State") if subnet else None
 
+    def delete(self, ctx: StepContext) -> str:
+        return _delete_while_enis_drain(ctx, ec2.delete_subnet, "subnet_id")
+
 
 class RouteTableStep(Step):
     def create(self, d: RouteTable, ctx: StepContext) -> Observed:
         table = ctx.visible(lambda: ec2.create_route_table(ctx.aws, d.vpc, d.tags), "create")
-        return Observed(d.key, d.kind, table["RouteTableId"], tags=dict(d.tags),
-                        attrs={"vpc": d.vpc, "associations": {}})
+        return route_table_observed(filled(table, Tags=tag_list(d.tags), VpcId=d.vpc))
 
     def update(self, d: RouteTable, o: Observed, drift: Drift, ctx: StepContext) -> Observed:
         associations = dict(o.attrs["associations"])
@@ -72,6 +80,16 @@ class RouteTableStep(Step):
         _retag(d, o, ctx)
         return o
 
+    def delete(self, ctx: StepContext) -> str:
+        """Disassociate the subnets first: EC2 refuses to delete a table still in use."""
+        done = []
+        for table in ctx.targets:
+            for association in sorted(table.attrs.get("associations", {}).values()):
+                ec2.disassociate_route_table(ctx.aws, association)
+            done.append(ctx.retry(lambda t=table.id: ec2.delete_route_table(ctx.aws, t), what=f"{table.id} deletion",
+                                  retryable=dependency_violation(lambda: "routes or associations still in place")))
+        return said(done)
+
 
 class GatewayEndpointStep(Step):
     timeout = 300.0
@@ -80,9 +98,8 @@ class GatewayEndpointStep(Step):
     def create(self, d: GatewayEndpoint, ctx: StepContext) -> Observed:
         endpoint = ctx.visible(lambda: ec2.create_gateway_endpoint(ctx.aws, d.vpc, d.service_name,
                                                                   list(d.route_tables), d.tags), "create")
-        return Observed(d.key, d.kind, endpoint["VpcEndpointId"], state=str(endpoint.get("State", "pending")),
-                        tags=dict(d.tags), attrs={"vpc": d.vpc, "service_name": d.service_name,
-                                                  "route_tables": sorted(endpoint.get("RouteTableIds", []))})
+        return endpoint_observed(filled(endpoint, State="pending", Tags=tag_list(d.tags), VpcId=d.vpc,
+                                        ServiceName=d.service_name))
 
     def update(self, d: GatewayEndpoint, o: Observed, drift: Drift, ctx: StepContext) -> Observed:
         missing = [t for t in d.route_tables if t not in o.attrs["route_tables"]]
@@ -96,18 +113,19 @@ class GatewayEndpointStep(Step):
         endpoint = ec2.describe_vpc_endpoint(ctx.aws, o.id)
         return str(endpoint.get("State", "")) if endpoint else None
 
+    def delete(self, ctx: StepContext) -> str:
+        return said([ec2.delete_vpc_endpoints(ctx.aws, [e.id for e in ctx.targets])])
+
 
 class SecurityGroupStep(Step):
     def create(self, d: SecurityGroup, ctx: StepContext) -> Observed:
         group_id = ctx.visible(lambda: ec2.create_security_group(ctx.aws, d.vpc, d.group_name, d.description,
                                                                 d.tags), "create")
         # Ingress comes from the update that follows; a found-by-name group is read back in full.
-        rules = ec2.security_group_rules(ctx.aws, [group_id])
         arn = f"arn:{ctx.names.partition}:ec2:{ctx.names.region}:{ctx.names.account}:security-group/{group_id}"
-        return Observed(d.key, d.kind, group_id, arn=arn, name=d.group_name, tags=dict(d.tags),
-                        attrs={"vpc": d.vpc, "group_name": d.group_name,
-                               "ingress": [sg_rule(r) for r in rules if not r.get("IsEgress")],
-                               "egress": [sg_rule(r) for r in rules if r.get("IsEgress")]})
+        return security_group_observed(d.key, {"GroupId": group_id, "GroupName": d.group_name, "VpcId": d.vpc,
+                                               "SecurityGroupArn": arn, "Tags": tag_list(d.tags)},
+                                       ec2.security_group_rules(ctx.aws, [group_id]))
 
     def update(self, d: SecurityGroup, o: Observed, drift: Drift, ctx: StepContext) -> Observed:
         missing, extra = ingress_delta(d, o)
@@ -120,8 +138,57 @@ class SecurityGroupStep(Step):
         _retag(d, o, ctx)
         return o
 
+    def delete(self, ctx: StepContext) -> str:
+        return _delete_while_enis_drain(ctx, ec2.delete_security_group, "group_id")
 
-def _retag(d, o: Observed, ctx: StepContext) -> None:
+
+class IngressRuleStep(Step):
+    """The EFS group's NFS rule, revoked first in a teardown so the Lambda group it names can go
+    without waiting for the EFS group (kind ``sg-rule``; `up` converges it with the group)."""
+
+    def delete(self, ctx: StepContext) -> str:
+        group = ctx.targets[0]
+        rules = [rule["rule_id"] for rule in group.attrs.get("ingress", [])]
+        return said([ec2.revoke_ingress_rules_if_present(ctx.aws, group.id, rules)], "revoked")
+
+
+def dependency_violation(what_blocks: Callable[[], str]) -> Callable[[BaseException], str | None]:
+    """Retry ``DependencyViolation`` (expected while Lambda's ENIs drain), saying what still blocks."""
+
+    def check(exc: BaseException) -> str | None:
+        if error_code(exc) != "DependencyViolation":
+            return None
+        try:
+            return f"DependencyViolation: {what_blocks()}"
+        except Exception:  # noqa: BLE001 - the detail is best effort; the retry is what matters
+            return "DependencyViolation"
+
+    return check
+
+
+def count_enis(items: list[dict[str, Any]], noun: str) -> str:
+    ids = ", ".join(i.get("NetworkInterfaceId", "?") for i in items[:5]) + (", ..." if len(items) > 5 else "")
+    return f"{len(items)} {noun}{'s' if len(items) != 1 else ''} left" + (f" ({ids})" if items else "")
+
+
+def _delete_while_enis_drain(ctx: StepContext, delete: Callable[[Any, str], bool], where: str) -> str:
+    """Delete each target, retrying ``DependencyViolation`` (and saying how many network
+    interfaces still block) while Lambda releases its ENIs: security groups, subnets, the VPC."""
+    done = []
+    for target in ctx.targets:
+        blocking = lambda i=target.id: count_enis(ec2.network_interfaces_in(ctx.aws, **{where: i}),  # noqa: E731
+                                                  "network interface")
+        try:
+            done.append(ctx.retry(lambda i=target.id: delete(ctx.aws, i), what=f"{target.id} deletion",
+                                  retryable=dependency_violation(blocking)))
+        except Exception as exc:
+            if error_code(exc) == "DependencyViolation":
+                exc.hint = ENI_HINT  # type: ignore[attr-defined]  # an AwsError: the cause is known
+            raise
+    return said(done)
+
+
+def _retag(d: Any, o: Observed, ctx: StepContext) -> None:
     missing = missing_tags(d, o)
     if missing:
         ctx.visible(lambda: ec2.tag_resources(ctx.aws, [o.id], missing), "tag")
@@ -129,4 +196,4 @@ def _retag(d, o: Observed, ctx: StepContext) -> None:
 
 
 STEPS = {"vpc": VpcStep(), "subnet": SubnetStep(), "route-table": RouteTableStep(),
-         "vpc-endpoint": GatewayEndpointStep(), "security-group": SecurityGroupStep()}
+         "vpc-endpoint": GatewayEndpointStep(), "security-group": SecurityGroupStep(), "sg-rule": IngressRuleStep()}
