@@ -1,7 +1,8 @@
 """Budgets of the local cloud, measured in one run: ``python bench/local.py [--requests N]``.
 
 - ``efsctl up --local`` cold <= 3 s, and ``up`` again on the unchanged stack <= 1 s with zero
-  mutating calls (with the local cloud's own cold start and moto's server import time for scale);
+  mutating calls; beside them DESIGN's ratios, measured in the same run: cold <= 4 x
+  ``python -c 'import moto.server'``, unchanged <= 2 x starting Python with boto3 and one client;
 - gateway + runtime overhead <= 5 ms p50 over calling the same handler in-process: a signed POST
   through the execute-api gateway to a trivial handler, against a direct call of that handler.
 
@@ -56,13 +57,23 @@ def timed_run(args: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
-def bench_moto_import() -> None:
-    runs = []
-    for _ in range(3):
+def median_run(code: str, runs: int = 3) -> float:
+    times = []
+    for _ in range(runs):
         started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", "import moto.server"], check=True)
-        runs.append(time.perf_counter() - started)
-    report("python -c 'import moto.server' (median)", statistics.median(runs) * 1000, None, "ms")
+        subprocess.run([sys.executable, "-c", code], check=True)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+REFERENCES: dict[str, float] = {}
+
+
+def bench_references() -> None:
+    REFERENCES["moto"] = median_run("import moto.server")
+    report("python -c 'import moto.server' (median)", REFERENCES["moto"] * 1000, None, "ms")
+    REFERENCES["boto3"] = median_run("import boto3; boto3.client('s3', region_name='us-east-1')")
+    report("python with boto3 and one (s3) client (median)", REFERENCES["boto3"] * 1000, None, "ms")
 
 
 def bench_up(runs: int = 3) -> None:
@@ -80,8 +91,11 @@ def bench_up(runs: int = 3) -> None:
                 mutating = count_mutating_calls(home)
             subprocess.run(efsctl + ["down", "--yes"], env=env, capture_output=True, timeout=300)
     report(f"efsctl up --local, cold (median of {runs}; best {min(cold):.2f} s)", statistics.median(cold), 3.0, "s")
+    report("  as a multiple of importing moto.server", statistics.median(cold) / REFERENCES["moto"], 4.0, "x")
     report(f"efsctl up --local, unchanged (median of {runs}; best {min(warm):.2f} s)", statistics.median(warm),
            1.0, "s")
+    report("  as a multiple of Python with boto3 and one client", statistics.median(warm) / REFERENCES["boto3"],
+           2.0, "x")
     report("mutating calls of the unchanged up", float(mutating), 0.0, "calls")
 
 
@@ -251,7 +265,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=500)
     args = parser.parse_args()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, load average {os.getloadavg()[0]:.1f}", flush=True)
-    bench_moto_import()
+    bench_references()
     bench_cold_start()
     bench_first_answer()
     bench_up()

@@ -239,7 +239,8 @@ class Operations:
             else:
                 state.target = TARGET_AWS
                 aws = self.ref.aws_context(state)
-            deployment = deploy(aws, self.stack, chosen, reporter=reporter, clock=self.clock)
+            deployment = deploy(aws, self.stack, chosen, account=state.account if local else None, reporter=reporter,
+                                clock=self.clock)
             outputs = deployment.outputs(api_url=state.local.get("gateway_url") if local else None)
             self._record(state, deployment, chosen, outputs)
             deployment.execution.raise_for_error()
@@ -273,7 +274,8 @@ class Operations:
         cloud = self.ref.local_cloud(state)
         if not cloud.healthy:
             return self._cached_preview(state, chosen, cloud)
-        shown = preview(self.ref.local_context(cloud.endpoint_url), self.stack, chosen)
+        shown = preview(self.ref.local_context(cloud.endpoint_url), self.stack, chosen,
+                        account=state.account if state else None)
         notes = []
         changes = request.cloud.differences(cloud.profile)
         if changes:
@@ -309,7 +311,7 @@ class Operations:
                 problem = f"The local cloud is {section['health']} ({section['problem'] or cloud.problem})."
             else:
                 live = preview(self.ref.local_context(cloud.endpoint_url), self.stack,
-                               UpSettings.from_dict(state.settings))
+                               UpSettings.from_dict(state.settings), account=state.account)
         else:
             try:
                 live = preview(self.ref.aws_context(state), self.stack,
@@ -379,7 +381,8 @@ class Operations:
             return None
         else:
             aws = self.ref.aws_context(state)
-        plan = teardown.prepare(aws, self.stack, keep_bucket=keep_bucket, account=state.account if state else None)
+        plan = teardown.prepare(aws, self.stack, keep_bucket=keep_bucket,
+                                account=state.account if local and state else None)
         if plan.empty and state is None and not local:
             return None
         return DownPreview(self.stack, TARGET_LOCAL if local else TARGET_AWS, plan,

@@ -91,9 +91,11 @@ def stack_outputs(config: StackConfig, resources: dict[str, Observed], api_url: 
             "region": config.region, "account": config.account}
 
 
-def preview(aws: AwsContext, stack: str, settings: UpSettings, *, code: packaging.Package | None = None) -> Preview:
-    """Observe and plan; describe calls only."""
-    observed = observe(aws, stack)
+def preview(aws: AwsContext, stack: str, settings: UpSettings, *, code: packaging.Package | None = None,
+            account: str | None = None) -> Preview:
+    """Observe and plan; describe calls only. ``account``: the target's account when it is known
+    for certain (a local cloud's never changes), which saves asking STS."""
+    observed = observe(aws, stack, account=account)
     config = stack_config(observed, settings.validated(), code or packaging.build())
     return Preview(plan(desired_stack(config), observed), observed, config)
 
@@ -120,10 +122,10 @@ def cached_plan(stack: str, region: str, account: str, settings: UpSettings,
 
 
 def deploy(aws: AwsContext, stack: str, settings: UpSettings, *, code: packaging.Package | None = None,
-           clock: Clock | None = None, reporter: Reporter | None = None) -> Deployment:
+           account: str | None = None, clock: Clock | None = None, reporter: Reporter | None = None) -> Deployment:
     """Converge the stack. A failed step does not raise here: the result carries it
     (``execution.error``) with everything done so far; call ``execution.raise_for_error()``."""
-    seen = preview(aws, stack, settings, code=code)
+    seen = preview(aws, stack, settings, code=code, account=account)
     if seen.plan.blockers:
         raise EfsctlError(seen.plan.blockers[0], "Nothing was changed.")
     execution = execute(seen.plan, aws, seen.config.names, clock=clock, reporter=reporter)
