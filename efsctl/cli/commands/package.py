@@ -10,8 +10,8 @@ from efsctl.cli.context import get_app
 
 def package(
     ctx: typer.Context,
-    directory: Annotated[Path, typer.Argument(metavar="DIR", help="Where to write; new, empty, or an earlier "
-                                                                  "`efsctl package` output.")],
+    directory: Annotated[Path, typer.Argument(help="Where to write: new, empty, or an earlier `efsctl package` "
+                                                   "output.", show_default=False)],
     fmt: Annotated[str, typer.Option("--format", "-f", metavar="cloudformation|terraform",
                                      help="CloudFormation template or Terraform configuration.")] = "cloudformation",
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
