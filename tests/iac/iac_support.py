@@ -149,7 +149,7 @@ class TfEvaluator:
                  "data.aws_partition.current.partition": "aws", "each.value": each, "each.key": each}
         if text in fixed:
             return fixed[text]
-        if text.count(".") == 1:  # a resource itself (depends_on)
+        if text.count(".") <= 1:  # a resource itself (depends_on) or an argument (ignore_changes)
             return text
         type_, name, attr = text.split(".")
         assert type_.startswith("aws_"), text

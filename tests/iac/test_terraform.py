@@ -31,7 +31,8 @@ def expected(r: Any) -> list[tuple[str, dict[str, Any]]]:
                              "tags": tags})]
     if kind == "subnet":
         return [("aws_subnet", {"vpc_id": r.vpc, "cidr_block": r.cidr, "availability_zone": r.zone,
-                                "map_public_ip_on_launch": False, "tags": tags})]
+                                "map_public_ip_on_launch": False, "tags": tags,
+                                "lifecycle": block(ignore_changes=["availability_zone"])})]
     if kind == "route-table":
         return [("aws_route_table", {"vpc_id": r.vpc, "tags": tags}),
                 ("aws_route_table_association", {"route_table_id": "⟨route-table⟩",

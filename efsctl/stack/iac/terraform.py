@@ -74,9 +74,12 @@ def _vpc(r: model.Vpc, c: Context) -> list[m.Native]:
 
 
 def _subnet(r: model.Subnet, c: Context) -> list[m.Native]:
-    return [c.native(r, "aws_subnet", {"vpc_id": c.v(r.vpc), "cidr_block": c.v(r.cidr),
-                                       "availability_zone": c.v(r.zone), "map_public_ip_on_launch": r.map_public_ip,
-                                       "tags": c.tags(r)})]
+    return [c.native(r, "aws_subnet", {
+        "vpc_id": c.v(r.vpc), "cidr_block": c.v(r.cidr), "availability_zone": c.v(r.zone),
+        "map_public_ip_on_launch": r.map_public_ip, "tags": c.tags(r),
+        # As with `up`, the zone is the one chosen when the subnet is made: a later change in
+        # the region's list of zones moves nothing.
+        "lifecycle": nested("lifecycle", ignore_changes=[h.Raw("availability_zone")])})]
 
 
 def _route_table(r: model.RouteTable, c: Context) -> list[m.Native]:
@@ -307,7 +310,9 @@ def main_tf(resources: list[Resource], c: Context, defaults: m.Defaults) -> str:
         h.Block("data", ("aws_caller_identity", "current")),
         h.Block("data", ("aws_region", "current")),
         h.Block("data", ("aws_partition", "current")),
-        h.Block("data", ("aws_availability_zones", "available"), [h.Attr("state", "available")]),
+        h.Block("data", ("aws_availability_zones", "available"), [h.Attr("state", "available"), h.Block(
+            "filter", (), [h.Attr("name", "zone-type"), h.Attr("values", ["availability-zone"])])],
+            comment=["The zones `up` picks from: available ones, without Local or Wavelength Zones or opt-in."]),
         h.Block("locals", (), [
             h.Attr("vpc_prefix", h.Raw('tonumber(split("/", var.vpc_cidr)[1])')),
             h.Attr("subnet_newbits", h.Raw(SUBNET_NEWBITS),
