@@ -145,7 +145,8 @@ class TfEvaluator:
             return ZONES[int(index.group(1))]
         if text.startswith("var."):
             return self.vars[text[4:]]
-        fixed = {"path.module": ".", "data.aws_caller_identity.current.account_id": ACCOUNT, "data.aws_region.current.name": REGION,
+        fixed = {"path.module": ".", "data.aws_caller_identity.current.account_id": ACCOUNT,
+                 "data.aws_region.current.name": REGION,
                  "data.aws_partition.current.partition": "aws", "each.value": each, "each.key": each}
         if text in fixed:
             return fixed[text]
@@ -158,7 +159,7 @@ class TfEvaluator:
     def _cidrsubnet(self, number: int) -> str:
         # The configuration's own locals, read back and evaluated (HCL arithmetic is Python's here).
         prefix = ipaddress.ip_network(self.vars["vpc_cidr"]).prefixlen
-        newbits = eval(self.newbits.replace("local.vpc_prefix", str(prefix)), {"__builtins__": {}},  # noqa: S307
+        newbits = eval(self.newbits.replace("local.vpc_prefix", str(prefix)), {"__builtins__": {}},
                        {"max": max, "min": min})
         return str(list(ipaddress.ip_network(self.vars["vpc_cidr"]).subnets(prefixlen_diff=newbits))[number])
 

@@ -55,7 +55,8 @@ def expected(r: Any) -> list[tuple[str, dict[str, Any]]]:
                                                "OwnerUid": "1000", "OwnerGid": "1000", "Permissions": "0750"}},
                                            "AccessPointTags": tags})]
     if kind == "bucket":
-        return [("AWS::S3::Bucket", {"BucketName": r.name, "PublicAccessBlockConfiguration": dict(r.public_access_block),
+        return [("AWS::S3::Bucket", {"BucketName": r.name,
+                                     "PublicAccessBlockConfiguration": dict(r.public_access_block),
                                      "BucketEncryption": {"ServerSideEncryptionConfiguration": [
                                          {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
                                      "Tags": tags}),
@@ -151,7 +152,7 @@ def test_parameters_default_to_the_settings_and_change_what_they_name(defaults):
     assert evaluate(resources["SubnetB"]["Properties"]["CidrBlock"]) == model["subnet-b"].cidr
     function = evaluate(resources["FnConsumer"]["Properties"])
     assert (function["FunctionName"], function["MemorySize"], function["Architectures"]) == \
-        (f"efsctl-prod-consumer", 512, ["arm64"])
+        ("efsctl-prod-consumer", 512, ["arm64"])
     assert evaluate(resources["Bucket"]["Properties"]["BucketName"]) == f"efsctl-prod-{ACCOUNT}-{REGION}"
 
 

@@ -70,7 +70,7 @@ def moto(aws_credentials, monkeypatch):
 def _fill_moto_gaps(patch: pytest.MonkeyPatch) -> None:
     """What AWS documents and moto 5.2's CloudFormation lacks, for the types it does take:
     ``Fn::Cidr``, and ``Fn::GetAtt`` ``Arn`` of an EFS file system and access point."""
-    import moto.cloudformation.parsing as parsing
+    from moto.cloudformation import parsing
     from moto.efs import models as efs
 
     original = parsing.clean_json
@@ -200,10 +200,11 @@ def _network(stack: str, found: dict, ids: dict) -> None:
     tagged = [{"Name": "tag:efsctl:stack", "Values": [stack]}]
     for vpc in ec2.describe_vpcs(Filters=tagged)["Vpcs"]:
         ids[vpc["VpcId"]] = "vpc"
-        attribute = lambda name: ec2.describe_vpc_attribute(VpcId=vpc["VpcId"], Attribute=name)  # noqa: E731
+        support = ec2.describe_vpc_attribute(VpcId=vpc["VpcId"], Attribute="enableDnsSupport")
+        hostnames = ec2.describe_vpc_attribute(VpcId=vpc["VpcId"], Attribute="enableDnsHostnames")
         found["vpc"] = {"cidr": vpc["CidrBlock"], "tags": _tags(vpc.get("Tags")),
-                        "dns_support": attribute("enableDnsSupport")["EnableDnsSupport"]["Value"],
-                        "dns_hostnames": attribute("enableDnsHostnames")["EnableDnsHostnames"]["Value"]}
+                        "dns_support": support["EnableDnsSupport"]["Value"],
+                        "dns_hostnames": hostnames["EnableDnsHostnames"]["Value"]}
     for subnet in ec2.describe_subnets(Filters=tagged)["Subnets"]:
         key = _tags(subnet["Tags"])["efsctl:resource"]
         ids[subnet["SubnetId"]] = key
@@ -227,7 +228,8 @@ def _network(stack: str, found: dict, ids: dict) -> None:
             "name": group["GroupName"], "description": group["Description"], "vpc": group["VpcId"],
             "tags": _tags(group["Tags"]),
             "ingress": sorted([p["IpProtocol"], p.get("FromPort"), p.get("ToPort"), pair["GroupId"],
-                               pair.get("Description")] for p in group["IpPermissions"] for pair in p["UserIdGroupPairs"]),
+                               pair.get("Description")]
+                              for p in group["IpPermissions"] for pair in p["UserIdGroupPairs"]),
             "ingress_open": [r["CidrIp"] for p in group["IpPermissions"] for r in p.get("IpRanges", [])],
             "egress": sorted([p["IpProtocol"], r["CidrIp"]] for p in group["IpPermissionsEgress"]
                              for r in p.get("IpRanges", []))}

@@ -173,7 +173,7 @@ def test_orders_the_model_does_not_state_are_depends_on_with_their_reason():
 
 
 def test_account_region_and_zones_come_from_data_sources():
-    files, main, evaluate = generated(DEFAULT)
+    _, main, evaluate = generated(DEFAULT)
     data = {(t.strip('"'), n.strip('"')) for entry in main["data"] for t, named in entry.items() for n in named}
     assert data == {("aws_caller_identity", "current"), ("aws_region", "current"), ("aws_partition", "current"),
                     ("aws_availability_zones", "available")}

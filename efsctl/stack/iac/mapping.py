@@ -50,8 +50,6 @@ _MARKER = re.compile("\u27e6([a-z0-9-]+)\u27e7")
 # Every ARN the model builds starts with it, so that prefix is where the partition goes.
 _ARN_PREFIX = "arn:aws:"
 
-Part = "str | Pseudo | Ref"
-
 
 @dataclass(frozen=True)
 class Defaults:
@@ -71,7 +69,7 @@ def parameterised_stack(defaults: Defaults, code: bytes = b"", code_sha256: str 
     # The subnets' blocks are computed from the VPC's, so they cannot be markers going in:
     # swap the computed values for markers on the way out (each format computes them again).
     cidrs = {defaults.vpc_cidr: VPC_CIDR.marker,
-             **{cidr: pseudo.marker for cidr, pseudo in zip(subnet_cidrs(defaults.vpc_cidr), SUBNET_CIDRS)}}
+             **{cidr: pseudo.marker for cidr, pseudo in zip(subnet_cidrs(defaults.vpc_cidr), SUBNET_CIDRS, strict=True)}}
     return [dataclasses.replace(r, cidr=cidrs[r.cidr]) if isinstance(r, (model.Vpc, model.Subnet)) else r
             for r in desired_stack(config)]
 

@@ -9,10 +9,10 @@ from efsctl.stack.iac.mapping import Defaults
 def commands(fmt: str, stack: str) -> list[str]:
     """The deploy commands, in order (the README and ``package --json`` show the same)."""
     if fmt == "cloudformation":
-        return ["aws cloudformation package --template-file template.yaml --s3-bucket ARTIFACT_BUCKET "
-                "--output-template-file packaged.yaml",
-                f"aws cloudformation deploy --template-file packaged.yaml --stack-name efsctl-{stack} "
-                "--capabilities CAPABILITY_NAMED_IAM"]
+        return [("aws cloudformation package --template-file template.yaml --s3-bucket ARTIFACT_BUCKET "
+                 "--output-template-file packaged.yaml"),
+                (f"aws cloudformation deploy --template-file packaged.yaml --stack-name efsctl-{stack} "
+                 "--capabilities CAPABILITY_NAMED_IAM")]
     return ["terraform init", "terraform apply"]
 
 
