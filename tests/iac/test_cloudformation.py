@@ -206,3 +206,17 @@ def test_cfn_lint_finds_no_error(defaults, code):
     packaged = text.replace("Code: handlers.zip", "Code:\n        S3Bucket: artifacts\n        S3Key: handlers.zip")
     assert packaged != text
     assert [f"{m.rule.id} {m.message}" for m in _lint(packaged)] == []
+
+
+def test_the_yaml_reads_the_same_through_pyyaml_with_cloudformation_tags():
+    """What the AWS CLI and moto use (PyYAML with constructors for the short forms) reads the
+    template as cfn-lint does."""
+    import yaml
+    from moto.cloudformation.utils import yaml_tag_constructor
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("", yaml_tag_constructor)
+    text, template = generated(CUSTOM)
+    assert yaml.load(text, Loader=Loader) == template  # noqa: S506 - a SafeLoader subclass
