@@ -16,4 +16,5 @@ COMMANDS = [
     ("models", "models", "models", "List the models on EFS, as the consumer sees them."),
     ("tail-logs", "tail_logs", "tail_logs", "Show both functions' logs interleaved by time; -f follows."),
     ("demo", "demo", "demo", "The whole round trip on a fresh local stack, timed."),
+    ("package", "package", "package", "Write the stack as CloudFormation or Terraform, with the handlers' zip."),
 ]
