@@ -388,6 +388,15 @@ class Operations:
         return DownPreview(self.stack, TARGET_LOCAL if local else TARGET_AWS, plan,
                            teardown.bucket_contents(aws, plan), local)
 
+    # --- package -------------------------------------------------------------------------------
+
+    def package(self, directory: Any, fmt: str) -> Any:
+        """Write the stack as infrastructure as code into ``directory`` (no AWS call, nothing
+        deployed); its parameters default to the settings `up` remembered for the stack."""
+        from efsctl.stack.iac.output import package
+
+        return package(directory, fmt, self.stack, self.store)
+
     # --- the drive commands --------------------------------------------------------------------
 
     def connect(self) -> Connection:

@@ -22,9 +22,7 @@ def package(
     remembered for the stack. Needs no AWS account or network, and deploys nothing.
     """
     app = get_app(ctx, json_out)
-    from efsctl.stack.iac.output import package as write
-
-    result = write(directory, fmt.lower(), app.stack, app.store)
+    result = app.ops.package(directory, fmt.lower())
     if json_out:
         app.console.emit_json(result.to_dict())
         return
