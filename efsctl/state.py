@@ -118,23 +118,41 @@ class StateStore:
             return []
         return sorted(p.stem for p in self.stacks_dir.glob("*.json"))
 
+    def lock_path(self, stack: str) -> Path:
+        return self.stacks_dir / f"{stack}.lock"
+
     @contextlib.contextmanager
     def lock(self, stack: str, command: str = "efsctl") -> Iterator[None]:
         """Hold the stack's lock for a mutating command; fail fast if another run holds it."""
         self._ensure_dir()
-        lock_path = self.stacks_dir / f"{stack}.lock"
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
+        lock_path = self.lock_path(stack)
+        while True:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+                os.close(fd)
                 raise StackLocked(
                     f"Stack {stack!r} is busy: {holder} is changing it.",
                     "Wait for it to finish (or stop it), then run this command again.",
                 ) from None
+            # The holder we waited behind may have removed the file (`down` forgets the stack):
+            # a lock on an unlinked file guards nothing, so lock the one at the path instead.
+            try:
+                if os.fstat(fd).st_ino == os.stat(lock_path).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(fd)
+        try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"`{command}` (pid {os.getpid()})".encode(), 0)
             yield
         finally:
             os.close(fd)
+
+    def forget(self, stack: str) -> None:
+        """Remove what is left of a deleted stack here (its lock file). Call it holding the lock."""
+        with contextlib.suppress(FileNotFoundError):
+            self.lock_path(stack).unlink()

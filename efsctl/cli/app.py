@@ -3,7 +3,9 @@ maps errors to exit codes (0 ok, 1 failed, 2 usage/configuration, 130 interrupte
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 import sys
 from typing import Annotated, Any, Optional
 
@@ -12,7 +14,7 @@ from typer.core import TyperGroup
 
 from efsctl import __version__
 from efsctl.cli.context import AppContext
-from efsctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EfsctlError
+from efsctl.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, EfsctlError
 
 DEFAULT_STACK = "default"  # efsctl.config.DEFAULT_STACK, inlined to keep `--help` light
 
@@ -48,28 +50,68 @@ class EfsctlGroup(TyperGroup):
         with formatter.section("Commands"):
             formatter.write_dl([(entry[0], entry[3]) for entry in COMMANDS])
 
+    def make_context(self, info_name: Any, args: list[str], parent: Any = None, **extra: Any) -> Any:
+        self.json_requested = "--json" in args
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except Exception as exc:
+            if _is_usage_error(exc):
+                _usage_error_json(exc, self.json_requested)
+            raise
+
     def invoke(self, ctx: Any) -> Any:
         try:
-            return super().invoke(ctx)
+            try:
+                return super().invoke(ctx)
+            finally:
+                app_ctx = ctx.find_object(AppContext)
+                if app_ctx is not None:
+                    app_ctx.console.close()  # no live line outlives its command
         except (typer.Exit, typer.Abort) as exc:
             if isinstance(exc, typer.Abort) and isinstance(exc.__context__, KeyboardInterrupt):
-                _console(ctx).error("Interrupted.", "Re-run the same command to resume; it picks up where it stopped.")
-                raise typer.Exit(EXIT_INTERRUPTED) from None
+                raise typer.Exit(_interrupted(ctx)) from None
             raise
         except KeyboardInterrupt:
-            _console(ctx).error("Interrupted.", "Re-run the same command to resume; it picks up where it stopped.")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
-        except BrokenPipeError:
+            raise typer.Exit(_interrupted(ctx)) from None
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:
+                raise typer.Exit(report_error(ctx, exc)) from None
             # The reader went away (`efsctl tail-logs --json | head`): stop quietly, and point
             # stdout at /dev/null so the interpreter's final flush does not complain again.
-            import os
-
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise typer.Exit(0) from None
         except Exception as exc:  # noqa: BLE001 - this is the one place errors are mapped
-            if isinstance(exc, typer.BadParameter) or type(exc).__module__.startswith(("click", "typer")):
+            if _is_usage_error(exc):
+                _usage_error_json(exc, getattr(self, "json_requested", False))
                 raise
             raise typer.Exit(report_error(ctx, exc)) from None
+
+
+# Commands whose re-run picks up where an interrupted run stopped.
+RESUMABLE = {"up": "Run `efsctl up` again: it finishes the job, creating nothing twice.",
+             "down": "Run `efsctl down` again: it finds what is left and deletes it.",
+             "upload": "Run the same `efsctl upload` again: it sends only the parts S3 does not have yet."}
+
+
+def _interrupted(ctx: Any) -> int:
+    command = ctx.invoked_subcommand or ""
+    _console(ctx).error("Interrupted.", RESUMABLE.get(command))
+    return EXIT_INTERRUPTED
+
+
+def _is_usage_error(exc: BaseException) -> bool:
+    return isinstance(exc, typer.BadParameter) or (type(exc).__module__.startswith(("click", "typer"))
+                                                   and hasattr(exc, "format_message"))
+
+
+def _usage_error_json(exc: BaseException, json_requested: bool) -> None:
+    """With ``--json``, a usage error is one JSON document on stdout too (typer prints the message)."""
+    if json_requested and hasattr(exc, "format_message"):
+        import json
+
+        sys.stdout.write(json.dumps({"error": {"message": exc.format_message(), "exit_code": EXIT_USAGE,
+                                               "hint": "See the command's --help."}}, indent=2) + "\n")
+        sys.stdout.flush()
 
 
 def _console(ctx: Any):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from efsctl.console import Console
+from efsctl.units import human_duration
 
 if TYPE_CHECKING:
     from efsctl.operations import DownOutcome, DownPreview, PlanOutcome, StatusOutcome, UpOutcome
@@ -19,15 +20,36 @@ if TYPE_CHECKING:
 DONE = {"create": "created", "update": "updated", "skip": "in sync"}
 
 
+STARTED = {"create": "creating", "update": "updating", "skip": "waiting until it is ready", "delete": "deleting"}
+
+
+def _unless_the_reader_left(method):
+    """Steps report from the executor's threads: if nobody reads the output any more (a closed
+    pipe), the work goes on; the main thread ends quietly when it next prints."""
+    import functools
+
+    @functools.wraps(method)
+    def report(self, *args):
+        try:
+            method(self, *args)
+        except BrokenPipeError:
+            pass
+
+    return report
+
+
 class ConsoleReporter:
-    """The executor's reporter for a terminal: one line per finished step, waits as progress."""
+    """The executor's reporter: a running step is a live line (its state, elapsed time ticking),
+    replaced by one permanent line when it ends."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
 
+    @_unless_the_reader_left
     def step_started(self, action: "Action") -> None:
-        pass
+        self.console.activity(action.key, STARTED.get(action.verb, action.verb), log=False)
 
+    @_unless_the_reader_left
     def step_finished(self, result: "StepResult") -> None:
         quick = result.elapsed if result.elapsed >= 0.05 else None
         if result.verb == "delete":
@@ -40,11 +62,13 @@ class ConsoleReporter:
                 detail += f"  ({'; '.join(result.reasons)})"
             self.console.line("ok", result.key, detail, result.elapsed)
 
+    @_unless_the_reader_left
     def step_failed(self, key: str, error: BaseException, elapsed: float) -> None:
         self.console.line("fail", key, "failed", elapsed)
 
+    @_unless_the_reader_left
     def waiting(self, key: str, what: str, elapsed: float, detail: str) -> None:
-        self.console.progress(what, elapsed, detail)
+        self.console.activity(key, detail or f"waiting for {what}", elapsed)
 
 
 # --- plan (`plan` and `up --dry-run`: one document, one rendering) ------------------------------
@@ -87,7 +111,8 @@ def up_document(outcome: "UpOutcome") -> dict[str, Any]:
             "actions": [results[a.key].to_dict() if a.key in results else {**a.to_dict(), "done": False}
                         for a in plan],
             "summary": plan.counts(), "warnings": plan.warnings,
-            "elapsed": round(deployment.execution.elapsed, 3), "api_url": outputs.get("api_url"),
+            "elapsed": round(deployment.execution.elapsed, 3), "seconds": round(outcome.seconds, 3),
+            "api_url": outputs.get("api_url"),
             "outputs": outputs}
 
 
@@ -101,7 +126,7 @@ def render_up(console: Console, outcome: "UpOutcome", json_out: bool) -> None:
         console.warn(warning)
     console.success(f"Stack {outcome.stack} is up on {outcome.target} ({deployment.preview.config.region}): "
                     f"{counts['create']} created, {counts['update']} updated, {counts['skip']} in sync "
-                    f"in {deployment.execution.elapsed:.1f}s.")
+                    f"in {human_duration(outcome.seconds)}.")
     console.info(f"  API:    {outputs.get('api_url')}")
     console.info(f"  Bucket: s3://{outputs['bucket']}/models/  (`efsctl upload PATH` adds a model)")
 
@@ -167,14 +192,15 @@ def render_down(console: Console, outcome: "DownOutcome", json_out: bool) -> Non
     body = outcome.summary()
     if json_out:
         console.emit_json({"stack": outcome.stack, "target": outcome.target, "region": outcome.region,
-                           "account": outcome.account, **body, "local_cloud_stopped": outcome.local_cloud_stopped,
+                           "account": outcome.account, **body, "total_seconds": round(outcome.seconds, 3),
+                           "local_cloud_stopped": outcome.local_cloud_stopped,
                            "state_file_deleted": outcome.state_file_deleted})
         return
     waited = body["waits"].get("lambda-enis")
-    extra = f" (Lambda's network interfaces took {waited:.1f} s)" if waited else ""
+    extra = f" (Lambda's network interfaces took {human_duration(waited)})" if waited else ""
     if body["deleted"]:
-        console.success(f"Stack {outcome.stack} deleted: {len(body['deleted'])} resources in {body['seconds']:.1f} s"
-                        f"{extra}.")
+        console.success(f"Stack {outcome.stack} deleted: {len(body['deleted'])} resources in "
+                        f"{human_duration(outcome.seconds)}{extra}.")
     else:
         console.success(f"Nothing was left of stack {outcome.stack}; its local records are removed.")
     for kept in body["kept"]:

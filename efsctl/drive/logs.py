@@ -109,15 +109,27 @@ def parse_since(text: str, now_s: float | None = None) -> int:
     now_s = time.time() if now_s is None else now_s
     match = _DURATION.match(text or "")
     if match:
-        return int((now_s - int(match.group(1)) * _UNITS[match.group(2).lower()]) * 1000)
-    try:
-        when = dt.datetime.fromisoformat((text or "").strip())
-    except ValueError:
-        raise ConfigError(f"Cannot read --since {text!r}.",
-                          "Use a duration like 30s, 10m, 1h or 2d, or an ISO time like 2024-05-01T12:00:00Z.") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.timezone.utc)
-    return int(when.timestamp() * 1000)
+        since_ms = int((now_s - int(match.group(1)) * _UNITS[match.group(2).lower()]) * 1000)
+    else:
+        try:
+            when = dt.datetime.fromisoformat((text or "").strip())
+        except ValueError:
+            raise ConfigError(f"Cannot read --since {text!r}.", SINCE_HINT) from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.timezone.utc)
+        try:
+            since_ms = int(when.timestamp() * 1000)
+        except (OverflowError, OSError, ValueError):
+            since_ms = -1
+    # CloudWatch Logs counts time from 1970 and keeps events ten years at most.
+    if since_ms < 0:
+        raise ConfigError(f"--since {text} reaches back before 1970, where CloudWatch Logs keeps nothing.", SINCE_HINT)
+    if since_ms > now_s * 1000 + 60_000:
+        raise ConfigError(f"--since {text} is in the future.", SINCE_HINT)
+    return since_ms
+
+
+SINCE_HINT = "Use a duration like 30s, 10m, 1h or 2d, or an ISO time like 2024-05-01T12:00:00Z."
 
 
 # -- reading -----------------------------------------------------------------------------
@@ -177,9 +189,11 @@ class _Seen:
 
 def tail(reader: Any, groups: dict[str, str], *, since_ms: int, follow: bool = False,
          filter_text: str | None = None, live: bool = False, clock: Clock | None = None,
-         notice: Callable[[str], None] | None = None) -> Iterator[LogEvent]:
+         notice: Callable[[str], None] | None = None,
+         following: Callable[[], None] | None = None) -> Iterator[LogEvent]:
     """The events of ``groups`` (``{function: log group}``) since ``since_ms``, then new ones
-    while ``follow``; ends only when the caller stops iterating (or a sleep raises)."""
+    while ``follow``; ends only when the caller stops iterating (or a sleep raises).
+    ``following()`` is called once the history is out and the follow begins."""
     clock = clock or Clock()
     seen = _Seen(since_ms)
     for event in read_window(reader, groups, since_ms, None, filter_text):
@@ -187,6 +201,8 @@ def tail(reader: Any, groups: dict[str, str], *, since_ms: int, follow: bool = F
             yield event
     if not follow:
         return
+    if following:
+        following()
     if live:
         try:
             yield from _live(reader, groups, filter_text, clock, seen)
@@ -198,7 +214,8 @@ def tail(reader: Any, groups: dict[str, str], *, since_ms: int, follow: bool = F
 
 
 def tail_stack(aws: Any, target: Any, *, function: str = "all", since_ms: int, follow: bool = False,
-               filter_text: str | None = None, notice: Callable[[str], None] | None = None) -> Iterator[LogEvent]:
+               filter_text: str | None = None, notice: Callable[[str], None] | None = None,
+               following: Callable[[], None] | None = None) -> Iterator[LogEvent]:
     """:func:`tail` for a stack (``target``: its :class:`~efsctl.drive.target.DriveTarget`):
     ``function`` is ``producer``, ``consumer`` or ``all``; a follow on AWS uses Live Tail."""
     from efsctl.aws.logs_tail import LogsReader
@@ -206,7 +223,7 @@ def tail_stack(aws: Any, target: Any, *, function: str = "all", since_ms: int, f
     groups = {fn: group for fn, group in target.log_groups.items() if function in ("all", fn)}
     live = follow and not target.is_local and not aws.endpoint_url
     return tail(LogsReader(aws), groups, since_ms=since_ms, follow=follow, filter_text=filter_text, live=live,
-                notice=notice)
+                notice=notice, following=following)
 
 
 def _poll(reader: Any, groups: dict[str, str], filter_text: str | None, clock: Clock, seen: _Seen,

@@ -16,6 +16,7 @@ these and render the outcome; they never touch the AWS layer or the local cloud 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -75,6 +76,7 @@ class UpOutcome:
     target: str
     deployment: "Deployment"
     outputs: dict[str, Any]
+    seconds: float = 0.0   # the whole use case: local cloud, observation, convergence, record
 
 
 @dataclass
@@ -165,6 +167,7 @@ class DownOutcome:
     local_cloud_stopped: bool = False
     state_file_deleted: bool = False
     note: str | None = None
+    seconds: float = 0.0   # from the observation to the last step (and the local cloud's stop)
 
     def summary(self) -> dict[str, Any]:
         if self.execution is None:
@@ -222,8 +225,9 @@ class Operations:
     def converge(self, request: UpRequest, reporter: "Reporter | None" = None) -> UpOutcome:
         """Create or converge the stack (starting its local cloud if it is local); records what
         exists even when a step fails, then raises that failure."""
-        from efsctl.stack.deploy import deploy
+        from efsctl.stack.deploy import apply, preview
 
+        started = time.monotonic()
         with self.store.lock(self.stack, "efsctl up"):
             state = self.ref.state() or StackState(stack=self.stack)
             local = request.local or state.is_local
@@ -239,12 +243,13 @@ class Operations:
             else:
                 state.target = TARGET_AWS
                 aws = self.ref.aws_context(state)
-            deployment = deploy(aws, self.stack, chosen, account=state.account if local else None, reporter=reporter,
-                                clock=self.clock)
+            with self.console.status("looking up what the stack has"):
+                seen = preview(aws, self.stack, chosen, account=state.account if local else None)
+            deployment = apply(aws, seen, reporter=reporter, clock=self.clock)
             outputs = deployment.outputs(api_url=state.local.get("gateway_url") if local else None)
             self._record(state, deployment, chosen, outputs)
             deployment.execution.raise_for_error()
-        return UpOutcome(self.stack, state.target, deployment, outputs)
+        return UpOutcome(self.stack, state.target, deployment, outputs, time.monotonic() - started)
 
     def _record(self, state: StackState, deployment: "Deployment", chosen: "UpSettings",
                 outputs: dict[str, Any]) -> None:
@@ -331,19 +336,24 @@ class Operations:
         answers; it is asked without the lock held, and what goes is looked up again after it."""
         from efsctl.stack import teardown
 
+        started = time.monotonic()
         state = self.ref.state()
         local = state is not None and state.is_local
-        preview = self._down_preview(state, local, keep_bucket)
+        with self.console.status("looking up what the stack has"):
+            preview = self._down_preview(state, local, keep_bucket)
         if preview is None:
             note = None if self.ref.has_aws_credentials(state) else (
                 "No AWS credentials are set, so AWS was not searched for it.")
             return DownOutcome(self.stack, TARGET_AWS, self.ref.settings.region, None, existed=False, note=note)
-        if confirm is not None and preview.anything and not confirm(preview):
-            return DownOutcome(self.stack, preview.target, state.region if state else None,
-                               state.account if state else None, cancelled=True)
+        if confirm is not None and preview.anything:
+            if not confirm(preview):
+                return DownOutcome(self.stack, preview.target, state.region if state else None,
+                                   state.account if state else None, cancelled=True)
+            started = time.monotonic()  # the time a person took to answer is not the command's
         with self.store.lock(self.stack, "efsctl down"):
             if confirm is not None and preview.plan is not None:
-                preview = self._down_preview(self.ref.state(), local, keep_bucket) or preview
+                with self.console.status("looking again, now that the stack is locked"):
+                    preview = self._down_preview(self.ref.state(), local, keep_bucket) or preview
             execution = None
             if preview.plan is not None:
                 aws = self._down_context(state, local)
@@ -357,11 +367,13 @@ class Operations:
             if local:
                 local_cloud_api().stop_local_cloud(self.store, self.stack, self.console)
             deleted = self.store.delete(self.stack)
+            self.store.forget(self.stack)
         observed = preview.plan.observed if preview.plan is not None else None
         return DownOutcome(self.stack, preview.target,
                            observed.region if observed else state.region if state else None,
                            observed.account if observed else state.account if state else None,
-                           execution=execution, local_cloud_stopped=local, state_file_deleted=deleted)
+                           execution=execution, local_cloud_stopped=local, state_file_deleted=deleted,
+                           seconds=time.monotonic() - started)
 
     def _down_context(self, state: StackState | None, local: bool) -> Any:
         if local:

@@ -121,13 +121,18 @@ def cached_plan(stack: str, region: str, account: str, settings: UpSettings,
     return Plan(tuple(actions))
 
 
-def deploy(aws: AwsContext, stack: str, settings: UpSettings, *, code: packaging.Package | None = None,
-           account: str | None = None, clock: Clock | None = None, reporter: Reporter | None = None) -> Deployment:
-    """Converge the stack. A failed step does not raise here: the result carries it
+def apply(aws: AwsContext, seen: Preview, *, clock: Clock | None = None, reporter: Reporter | None = None
+          ) -> Deployment:
+    """Execute a preview's plan. A failed step does not raise here: the result carries it
     (``execution.error``) with everything done so far; call ``execution.raise_for_error()``."""
-    seen = preview(aws, stack, settings, code=code, account=account)
     if seen.plan.blockers:
         raise EfsctlError(seen.plan.blockers[0], "Nothing was changed.")
     execution = execute(seen.plan, aws, seen.config.names, clock=clock, reporter=reporter)
     resources = {**seen.observed.resources, **execution.resources}
     return Deployment(seen, execution, resources)
+
+
+def deploy(aws: AwsContext, stack: str, settings: UpSettings, *, code: packaging.Package | None = None,
+           account: str | None = None, clock: Clock | None = None, reporter: Reporter | None = None) -> Deployment:
+    """Converge the stack: :func:`preview`, then :func:`apply`."""
+    return apply(aws, preview(aws, stack, settings, code=code, account=account), clock=clock, reporter=reporter)

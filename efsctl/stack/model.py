@@ -472,7 +472,7 @@ def validate_vpc_cidr(cidr: str) -> str:
 
 def validate_memory(memory: int) -> int:
     if not 128 <= memory <= 10_240:
-        raise ConfigError(f"--memory {memory} is outside Lambda's 128-10240 MB.", "For example --memory 2048.")
+        raise ConfigError(f"--memory {memory} is outside Lambda's 128-10240 MiB.", "For example --memory 2048.")
     return memory
 
 

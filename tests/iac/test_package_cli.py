@@ -89,7 +89,7 @@ def test_bad_remembered_settings_are_one_sentence(cli, tmp_path, efsctl_home):
     StateStore(efsctl_home).save(StackState(stack="default", settings={"memory": 64}))
     result = cli("package", str(tmp_path / "p"))
     assert result.exit_code == 2
-    assert "--memory 64 is outside Lambda's 128-10240 MB." in result.stderr
+    assert "--memory 64 is outside Lambda's 128-10240 MiB." in result.stderr
     assert not (tmp_path / "p").exists()
 
 

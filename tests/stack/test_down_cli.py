@@ -96,7 +96,10 @@ def test_keep_bucket(cli, stack):
 def test_a_stale_state_file_with_nothing_left_is_just_removed(cli, moto_module, aws_credentials, efsctl_home):
     StateStore(efsctl_home).save(StackState(stack="gone", region=REGION, account=ACCOUNT,
                                             resources={"vpc": {"kind": "vpc", "id": "vpc-0123"}}))
-    result = cli("--stack", "gone", "down")  # no terminal, no --yes: nothing to confirm
+    refused = cli("--stack", "gone", "down")  # no terminal, no --yes: refused at once, nothing touched
+    assert refused.exit_code == 2 and "Pass --yes" in refused.stderr
+    assert StateStore(efsctl_home).path("gone").exists()
+    result = cli("--stack", "gone", "down", "--yes")
     assert result.exit_code == 0, result
     assert "Nothing was left of stack gone" in result.stdout
     assert not StateStore(efsctl_home).path("gone").exists()

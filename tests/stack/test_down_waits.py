@@ -88,11 +88,12 @@ def test_lingering_enis_hold_roles_and_network_until_released_and_down_ends_soon
     # the ENI wait ends within a few percent (+ the poll floor) of the release: adaptive polling
     assert LINGER <= result.waits["lambda-enis"] <= LINGER * (1 + ENI_POLL.fraction) + ENI_POLL.floor
     # progress named what it waited for: the live count of interfaces left
-    assert any(what == "Lambda ENIs" and "2 Lambda network interfaces left (eni-linger0, eni-linger1)" in detail
+    assert any(what == "Lambda's network interfaces to be released"
+               and "2 of 2 Lambda network interfaces left (eni-linger0, eni-linger1)" in detail
                for what, _, detail in waits)
     # DependencyViolation after the release (EC2's lag) was retried, not fatal
     assert linger.refused.count("DeleteSubnet") >= 1
-    assert any(detail.startswith("DependencyViolation") for _, _, detail in waits)
+    assert any(detail.startswith("still in use: ") for _, _, detail in waits)
 
 
 def test_the_bound_passing_says_what_is_left_and_a_rerun_finishes(built):
@@ -103,8 +104,8 @@ def test_the_bound_passing_says_what_is_left_and_a_rerun_finishes(built):
     with pytest.raises(EfsctlError) as raised:
         result.raise_for_error()
     message, hint = raised.value.message, raised.value.hint
-    assert "Gave up waiting for Lambda ENIs after 600 s" in message
-    assert "2 Lambda network interfaces left (eni-linger0, eni-linger1)" in message
+    assert "Gave up waiting for Lambda's network interfaces to be released after 600 s" in message
+    assert "2 of 2 Lambda network interfaces left (eni-linger0, eni-linger1)" in message
     n = names(stack)
     assert "Still left: lambda-enis; role-producer (efsctl-" in message and f"vpc ({vpc[0]})" in message
     assert "Run `efsctl down` again to finish" in hint

@@ -33,6 +33,9 @@ def down(
 
     app = get_app(ctx, json_out)
     seconds = parse_duration(timeout)
+    if not yes and not _interactive():
+        raise ConfigError(f"Not deleting stack {app.stack!r} without confirmation, and there is no terminal to ask on.",
+                          "Pass --yes to delete without asking.")
     outcome = app.ops.destroy(confirm=None if yes else lambda preview: _confirm(app.console, preview),
                               keep_bucket=keep_bucket, timeout=seconds,
                               reporter=stackview.ConsoleReporter(app.console))
@@ -44,9 +47,15 @@ def down(
 
 def parse_duration(text: str) -> float:
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text or "")
-    if not match or float(match.group(1)) <= 0:
+    if not match:
         raise ConfigError(f"--timeout {text!r} is not a duration.", "Use seconds or a unit: 90s, 30m, 1h.")
-    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+    seconds = float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+    if seconds <= 0:
+        raise ConfigError(f"--timeout {text} leaves no time to wait.", "Give it more than 0 s: 90s, 30m, 1h.")
+    if seconds > 24 * 3600:
+        raise ConfigError(f"--timeout {text} is more than a day.", "AWS releases everything within an hour: "
+                          "try 1h, and run `efsctl down` again if it is not enough.")
+    return seconds
 
 
 def _interactive() -> bool:
@@ -56,8 +65,5 @@ def _interactive() -> bool:
 def _confirm(console: "Console", preview: "DownPreview") -> bool:
     from efsctl.cli import stackview
 
-    if not _interactive():
-        raise ConfigError(f"Not deleting stack {preview.stack!r} without confirmation, and there is no terminal to "
-                          "ask on.", "Pass --yes to delete without asking.")
     what = stackview.show_down_preview(console, preview)
     return typer.confirm(f"Delete stack {preview.stack!r} ({what})?", default=False, err=True)

@@ -30,8 +30,12 @@ def tail_logs(
     app = get_app(ctx, json_out)
     since_ms = parse_since(since)
     conn = app.ops.connect()
+    whose = "both functions'" if function.value == "all" else f"the {function.value}'s"
+    matching = f" matching {filter_text!r}" if filter_text else ""
     events = tail_stack(conn.aws, conn.target, function=function.value, since_ms=since_ms, follow=follow,
-                        filter_text=filter_text, notice=app.console.warn)
+                        filter_text=filter_text, notice=app.console.warn,
+                        following=lambda: app.console.activity(
+                            "following", f"{whose} logs{matching} as they arrive; Ctrl-C stops"))
     count = 0
     try:
         for event in events:

@@ -15,7 +15,7 @@ def up(
     = False,
     vpc_cidr: Annotated[Optional[str], typer.Option("--vpc-cidr", help="The VPC's IPv4 block (default 10.42.0.0/16).")]
     = None,
-    memory: Annotated[Optional[int], typer.Option("--memory", help="Memory (MB) for both functions (default 2048).")]
+    memory: Annotated[Optional[int], typer.Option("--memory", help="Memory of both functions in MiB, 128-10240 (Lambda's MemorySize, which AWS labels MB; default 2048).")]
     = None,
     architecture: Annotated[Optional[str], typer.Option("--architecture",
                                                         help="Lambda architecture: arm64 (default) or x86_64.")]

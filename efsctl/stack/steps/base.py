@@ -107,21 +107,22 @@ NOT_VISIBLE_CODES = {"SubnetNotFound", "SecurityGroupNotFound", "FileSystemNotFo
 
 def not_visible_yet(exc: BaseException) -> str | None:
     if isinstance(exc, AwsError) and (exc.code.endswith(".NotFound") or exc.code in NOT_VISIBLE_CODES):
-        return f"{exc.code}: not visible yet"
+        return f"AWS does not list what it just created yet ({exc.code})"
     return None
 
 
-def message_retryable(*fragments: str, codes: tuple[str, ...] = ()) -> Callable[[BaseException], str | None]:
-    """A ``retryable`` for :func:`efsctl.waits.retry`: AWS errors whose message holds a fragment."""
+def message_retryable(meanings: dict[str, str], codes: tuple[str, ...] = ()) -> Callable[[BaseException], str | None]:
+    """A ``retryable`` for :func:`efsctl.waits.retry`: AWS errors whose message holds one of the
+    fragments ``meanings`` maps; the reason given (what progress shows) is what it means."""
 
     def check(exc: BaseException) -> str | None:
         if not isinstance(exc, AwsError):
             return None
         if codes and exc.code not in codes:
             return None
-        for fragment in fragments:
+        for fragment, meaning in meanings.items():
             if fragment.lower() in exc.message.lower():
-                return fragment
+                return meaning
         return None
 
     return check
@@ -169,7 +170,7 @@ class Step:
             if state.lower() in self.failed_states:
                 raise AwsError(f"{ctx.key} {observed.id} went to {state} while efsctl waited for it.",
                                "Check it in the AWS console, then run `efsctl up` again.")
-            return Outcome(done=state.lower() in READY, value=state, detail=state)
+            return Outcome(done=state.lower() in READY, value=state, detail=f"{observed.id} {state}")
 
         observed.state = ctx.wait(check, what=f"{ctx.key} {observed.id}", timeout=self.timeout) or ""
         return observed

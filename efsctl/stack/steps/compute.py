@@ -9,6 +9,7 @@ from typing import Any
 from efsctl.aws import ec2, iam, lambda_, logs, s3
 from efsctl.errors import AwsError, WaitTimeout
 from efsctl.stack.drift import FUNCTION_CONFIG_FIELDS, Drift, missing_tags
+from efsctl.stack.observe import network_scope
 from efsctl.stack.model import NOTIFICATION_ID, BucketNotification, Function, LogGroup, Permission, Role
 from efsctl.stack.observed import (Observed, function_observed, log_group_observed, notification_observed,
                                    permission_observed, role_observed)
@@ -17,15 +18,18 @@ from efsctl.stack.steps.network import ENI_HINT, count_enis
 from efsctl.waits import Outcome
 
 # CreateFunction/UpdateFunctionConfiguration errors that mean "not yet", not "no" (AWS-RULES 3, 5, 10).
-NOT_YET = message_retryable(
-    "cannot be assumed by Lambda",
-    "does not have permissions to call CreateNetworkInterface",
-    "not all are in the available life cycle state yet",
-    codes=("InvalidParameterValueException",))
+NOT_YET = message_retryable({
+    "cannot be assumed by Lambda": "Lambda cannot assume the new role yet (IAM is propagating it)",
+    "does not have permissions to call CreateNetworkInterface":
+        "Lambda does not see the role's network-interface permissions yet (IAM is propagating them)",
+    "not all are in the available life cycle state yet": "mount targets not available in every zone yet",
+}, codes=("InvalidParameterValueException",))
 # One update at a time: another update (or a create) still in progress (AWS-RULES 9).
-IN_PROGRESS = message_retryable("update is in progress", "cannot be performed at this time",
+IN_PROGRESS = message_retryable({"update is in progress": "another update of the function is in progress",
+                                 "cannot be performed at this time": "the function is still being created or updated"},
                                 codes=("ResourceConflictException",))
-S3_NOT_YET = message_retryable("Unable to validate the following destination configurations")
+S3_NOT_YET = message_retryable({"Unable to validate the following destination configurations":
+                                "S3 cannot see the producer's new invoke permission yet"})
 
 PROPAGATION_TIMEOUT = 600.0  # IAM propagation (Chalice: 150 s; Terraform: 15 min) and mount targets
 CONFLICT_TIMEOUT = 600.0
@@ -255,7 +259,7 @@ class DetachStep(Step):
             if status == "Failed":
                 raise AwsError(f"Lambda could not take {name} out of its VPC: "
                                f"{config.get('LastUpdateStatusReason') or 'no reason given'}.", code="UpdateFailed")
-            return Outcome(status == "Successful", detail=f"LastUpdateStatus {status}")
+            return Outcome(status == "Successful", detail=f"leaving the VPC (update {status})")
 
         try:
             attrs = function.attrs
@@ -280,16 +284,16 @@ class LambdaEnisStep(Step):
     """
 
     def delete(self, ctx: StepContext) -> str:
-        from efsctl.stack.observe import network_scope
-
         assert ctx.observed is not None, "a teardown runs with its observation"
         scope = network_scope(ctx.observed)
         deleted: set[str] = set()
+        seen: set[str] = set()   # every interface met, for "2 of 4 left"
 
         def check() -> Outcome[None]:
             enis = ec2.stack_lambda_enis(ctx.aws, **scope) if any(scope.values()) else []
             left = []
             for eni in enis:
+                seen.add(eni["NetworkInterfaceId"])
                 if eni.get("Status") == "available" and eni["NetworkInterfaceId"] not in deleted:
                     try:
                         if ec2.delete_network_interface(ctx.aws, eni["NetworkInterfaceId"]):
@@ -299,10 +303,10 @@ class LambdaEnisStep(Step):
                         if not exc.code.startswith("InvalidNetworkInterface"):
                             raise
                 left.append(eni)
-            return Outcome(not left, detail=count_enis(left, "Lambda network interface"))
+            return Outcome(not left, detail=count_enis(left, "Lambda network interface", of=len(seen)))
 
         try:
-            ctx.wait(check, what="Lambda ENIs", poll=ENI_POLL)
+            ctx.wait(check, what="Lambda's network interfaces to be released", poll=ENI_POLL)
         except WaitTimeout as exc:
             exc.hint = ENI_HINT
             raise

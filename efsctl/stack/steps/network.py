@@ -159,16 +159,20 @@ def dependency_violation(what_blocks: Callable[[], str]) -> Callable[[BaseExcept
         if error_code(exc) != "DependencyViolation":
             return None
         try:
-            return f"DependencyViolation: {what_blocks()}"
+            return f"still in use: {what_blocks()}"
         except Exception:  # noqa: BLE001 - the detail is best effort; the retry is what matters
-            return "DependencyViolation"
+            return "still in use (DependencyViolation)"
 
     return check
 
 
-def count_enis(items: list[dict[str, Any]], noun: str) -> str:
+def count_enis(items: list[dict[str, Any]], noun: str, of: int | None = None) -> str:
+    """``2 of 4 Lambda network interfaces left (eni-1, eni-2)``."""
     ids = ", ".join(i.get("NetworkInterfaceId", "?") for i in items[:5]) + (", ..." if len(items) > 5 else "")
-    return f"{len(items)} {noun}{'s' if len(items) != 1 else ''} left" + (f" ({ids})" if items else "")
+    total = max(of or 0, len(items))
+    count = f"{len(items)} of {total}" if of is not None else f"{len(items)}"
+    plural = "s" if (total if of is not None else len(items)) != 1 else ""
+    return f"{count} {noun}{plural} left" + (f" ({ids})" if items else "")
 
 
 def _delete_while_enis_drain(ctx: StepContext, delete: Callable[[Any, str], bool], where: str) -> str:

@@ -42,7 +42,7 @@ class FileSystemStep(Step):
             left = [(mt["MountTargetId"], mt.get("LifeCycleState", "")) for mt in efs.mount_targets(ctx.aws, fs.id)
                     if mt.get("LifeCycleState") != "deleted"]
             if left:
-                _delete_mount_targets(ctx, left, f"mount targets of {fs.id} deleted")
+                _delete_mount_targets(ctx, left, f"the mount targets of {fs.id} to be deleted")
             done.append(ctx.retry(lambda fs_id=fs.id: efs.delete_file_system(ctx.aws, fs_id),
                                   what=f"{fs.id} deletion",
                                   retryable=lambda exc: "mount targets still being deleted"
@@ -72,7 +72,7 @@ class MountTargetStep(Step):
         return target.get("LifeCycleState") if target else None
 
     def delete(self, ctx: StepContext) -> str:
-        return said(_delete_mount_targets(ctx, [(mt.id, mt.state) for mt in ctx.targets], f"{ctx.key} deleted"))
+        return said(_delete_mount_targets(ctx, [(mt.id, mt.state) for mt in ctx.targets], f"{ctx.key} to be deleted"))
 
 
 def _delete_mount_targets(ctx: StepContext, targets: list[tuple[str, str]], what: str) -> list[bool]:
@@ -150,7 +150,8 @@ class BucketStep(Step):
         began = ctx.clock.now()
 
         def progress(count: int, size: int) -> None:
-            ctx.progress(f"emptying {name}", ctx.clock.now() - began, f"{totals['objects'] + count} objects deleted")
+            ctx.progress(f"{name} to be emptied", ctx.clock.now() - began,
+                         f"emptying: {totals['objects'] + count} objects deleted")
 
         def empty() -> None:
             count, size = s3.empty_bucket(ctx.aws, name, on_batch=progress)
