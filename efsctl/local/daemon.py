@@ -9,7 +9,8 @@ until SIGTERM. Backends are warmed in the background after that, while the calle
 Control paths on the AWS port (S3 bucket names cannot start with ``_``, so nothing collides):
 ``GET /_efsctl/health``, ``GET /_efsctl/stats`` (warm environments, async outcomes) and
 ``GET /_efsctl/drain?timeout=S`` (wait for the asynchronous queue to empty; tests and benches),
-``GET /_efsctl/inventory`` (what the cloud still holds, by kind).
+``GET /_efsctl/inventory`` (what the cloud still holds, by kind), ``GET /_efsctl/iam`` (the
+least-privilege report: what each function's role used, was denied, and grants unused).
 """
 
 from __future__ import annotations
@@ -154,9 +155,16 @@ class LocalCloud:
 
         return moto_models.inventory(self.account_id, self.region)
 
+    def iam(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        """What each function's role was asked to allow, against what it grants (``iam_enforcement``)."""
+        from efsctl.local.fidelity import iam_enforcement
+
+        return iam_enforcement.report(self.fidelity_ctx)
+
     def _control(self, app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
         routes = {"/_efsctl/health": lambda q: self.health(), "/_efsctl/stats": self.stats,
-                  "/_efsctl/drain": self.drain, "/_efsctl/inventory": self.inventory}
+                  "/_efsctl/drain": self.drain, "/_efsctl/inventory": self.inventory,
+                  "/_efsctl/iam": self.iam}
 
         def control_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             handler = routes.get(environ.get("PATH_INFO", ""))
@@ -204,6 +212,7 @@ class LocalCloud:
                 pass
         self.invoker.shutdown()
         self.runtime.shutdown()
+        self.fidelity_ctx.stop()   # the usage log is written out
         log.info("local cloud for stack %s stopped in %.2f s", self.stack, time.perf_counter() - started)
 
 

@@ -105,6 +105,9 @@ def network(cloud: Cloud) -> Network:
     role = iam.create_role(RoleName="test-fn", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
     iam.attach_role_policy(RoleName="test-fn",
                            PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole")
+    # The test handlers read the objects S3 events announce; the local cloud holds them to it.
+    iam.put_role_policy(RoleName="test-fn", PolicyName="ReadObjects", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}))
     return Network(vpc, subnets, sg, fs, ap["AccessPointArn"], "/lambda", role)
 
 

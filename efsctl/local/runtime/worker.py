@@ -80,6 +80,11 @@ class Worker:
         self.max_rss_kb = 0
         self.last_used = time.monotonic()
         self.invocations = 0
+        self.expires_at: float | None = None   # when its role session credentials run out
+
+    def lasts(self, timeout: float) -> bool:
+        """True if its credentials outlive an invocation starting now (with a minute to spare)."""
+        return self.expires_at is None or self.expires_at - time.time() > timeout + 60.0
 
     @property
     def pid(self) -> int | None:
