@@ -12,6 +12,7 @@ Groups of calls (network, EFS, IAM, Lambda, logs, S3, API) run concurrently.
 
 from __future__ import annotations
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -260,11 +261,33 @@ def permission_attrs(statement: dict[str, Any]) -> dict[str, Any]:
             "action": statement.get("Action")}
 
 
+# AWS's VPC ids: "vpc-" and 8 (older) or 17 hexadecimal digits.
+VPC_ID = re.compile(r"vpc-[0-9a-f]{8}(?:[0-9a-f]{9})?")
+
+
+def keeps_attachments(vpc: dict[str, Any]) -> bool:
+    """False when the answer shows an endpoint that keeps no record of the function's attachments:
+    moto reports the constant VpcId ``vpc-123abc``, which is no VPC id, and drops FileSystemConfigs
+    alike (AWS-RULES 32). AWS, the local cloud and a faithful emulator report the VPC of the
+    function's subnets, or no VpcId (or "") for a function outside any VPC."""
+    vpc_id = vpc.get("VpcId")
+    return not vpc_id or VPC_ID.fullmatch(str(vpc_id)) is not None
+
+
 def function_observed(key: str, config: dict[str, Any], tags: dict[str, str]) -> Observed:
-    """An :class:`Observed` from GetFunction(Configuration)/CreateFunction/Update* output."""
+    """An :class:`Observed` from GetFunction(Configuration)/CreateFunction/Update* output.
+
+    AWS omits what is empty: FileSystemConfigs without file systems, VpcConfig's lists (or the
+    whole VpcConfig) outside a VPC, Environment without variables. So absent means empty, and a
+    file system or VPC removed behind efsctl's back is drift that ``up`` repairs. The one
+    exception is an endpoint that cannot report FileSystemConfigs at all (see
+    :func:`keeps_attachments`): there its absence says nothing, and ``file_systems`` is None
+    ("not reported", never drift) so that a second ``up`` on plain moto still makes no call.
+    """
     vpc = config.get("VpcConfig") or {}
-    # moto omits FileSystemConfigs entirely: None means "not reported", [] means "none".
     file_systems = config.get("FileSystemConfigs")
+    if file_systems is None and keeps_attachments(vpc):
+        file_systems = []
     return Observed(
         key, "function", config["FunctionName"], arn=config["FunctionArn"], name=config["FunctionName"],
         state=config.get("State", ""), tags=dict(tags),
