@@ -20,11 +20,12 @@ def status(
     """
     app = get_app(ctx, json_out)
     state = app.state()
-    local = None
+    local = iam = None
     if state is not None and state.is_local:
-        from efsctl.local import local_status_section
+        from efsctl.local import local_iam_report, local_status_section
 
         local = local_status_section(app.store, state.stack)
+        iam = local_iam_report(app.store, state.stack)
     if local is not None and local["health"] != "healthy":
         live, problem = None, f"The local cloud is {local['health']} ({local['problem']})."
     else:
@@ -44,7 +45,7 @@ def status(
                                "api_url": api_url, "resources": {row["key"]: row for row in rows},
                                "outputs": state.outputs, "local": state.local,
                                "lambda_enis": len(live.observed.lambda_enis) if live else None,
-                               **({"local_cloud": local} if local else {})})
+                               **({"local_cloud": local} if local else {}), **({"iam": iam} if iam else {})})
         return
     where = f"{state.target}, {state.region or 'region unknown'}" + (f", account {state.account}" if state.account else "")
     app.console.info(f"Stack {state.stack} ({where})")
@@ -57,6 +58,9 @@ def status(
         app.console.info(f"Local cloud: {local['health']} (pid {local['pid']}), AWS endpoint {local['endpoint_url']}, "
                          f"API {local['gateway_url']}, log {local['log_file']}"
                          + (f"; {local['problem']}" if local.get("problem") else ""))
+        from efsctl.cli.iam_view import show_iam_report
+
+        show_iam_report(app.console, iam)
 
 
 def _observe(app: AppContext, state: StackState | None) -> tuple[Any, str | None]:
