@@ -120,6 +120,8 @@ class LocalCloud:
             for service, region in (("iam", "global"), ("ec2", self.region), ("efs", self.region), ("s3", "aws"),
                                     ("lambda", self.region), ("logs", self.region), ("apigatewayv2", self.region)):
                 get_backend(service)[self.account_id][region]
+            if self.runtime.sessions is not None:
+                self.runtime.sessions.prepare()   # the STS client the first cold start would make
         except Exception:  # noqa: BLE001 - warming is an optimisation only
             log.exception("warming the backends failed")
         log.info("backends warm in %.2f s", time.perf_counter() - started)
@@ -159,6 +161,8 @@ class LocalCloud:
         """What each function's role was asked to allow, against what it grants (``iam_enforcement``)."""
         from efsctl.local.fidelity import iam_enforcement
 
+        if "flush" in query and "_iam_usage" in self.fidelity_ctx.extra:
+            self.fidelity_ctx.extra["_iam_usage"].flush()   # tests and benches: the file is current
         return iam_enforcement.report(self.fidelity_ctx)
 
     def _control(self, app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:

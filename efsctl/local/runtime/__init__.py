@@ -29,7 +29,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
-from efsctl.local.runtime.credentials import RoleSessions, SessionCredentials, sts_assume_role
+from efsctl.local.runtime.credentials import RoleSessions, SessionCredentials, StsAssumeRole
 from efsctl.local.runtime.logs import LogSink, stream_name
 from efsctl.local.runtime.spec import FunctionSpec
 from efsctl.local.runtime.worker import InitFailed, Worker, WorkerDied, WorkerTimeout
@@ -119,7 +119,7 @@ class LambdaRuntime:
         self._lock = threading.Lock()
         self._closed = False
         self._extract_lock = threading.Lock()
-        self.sessions = (RoleSessions(sts_assume_role(config.endpoint_url, config.region, config.credentials))
+        self.sessions = (RoleSessions(StsAssumeRole(config.endpoint_url, config.region, config.credentials))
                          if config.role_sessions else None)
         self.lambda_actions: LambdaActions | None = None
 

@@ -40,26 +40,32 @@ AssumeRole = Callable[[str, str, int], SessionCredentials]
 """``assume(role_arn, session_name, duration_seconds)``"""
 
 
-def sts_assume_role(endpoint_url: str, region: str, credentials: dict[str, str]) -> AssumeRole:
-    """AssumeRole on ``endpoint_url`` with the operator's credentials (a client made on first use)."""
-    lock = threading.Lock()
-    clients: list[Any] = []
+class StsAssumeRole:
+    """AssumeRole on ``endpoint_url`` with the operator's credentials (one client, made once)."""
 
-    def assume(role_arn: str, session_name: str, duration: int) -> SessionCredentials:
-        with lock:
-            if not clients:
+    def __init__(self, endpoint_url: str, region: str, credentials: dict[str, str]) -> None:
+        self._args = (endpoint_url, region, dict(credentials))
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    def prepare(self) -> Any:
+        """Make the STS client now (botocore loads its model), so no cold start pays for it."""
+        with self._lock:
+            if self._client is None:
                 import boto3
                 from botocore.config import Config
 
-                clients.append(boto3.client("sts", endpoint_url=endpoint_url, region_name=region,
+                endpoint_url, region, credentials = self._args
+                self._client = boto3.client("sts", endpoint_url=endpoint_url, region_name=region,
                                             config=Config(retries={"mode": "standard", "max_attempts": 8}),
-                                            **credentials))
-        found = clients[0].assume_role(RoleArn=role_arn, RoleSessionName=session_name[:64],
-                                       DurationSeconds=duration)["Credentials"]
+                                            **credentials)
+            return self._client
+
+    def __call__(self, role_arn: str, session_name: str, duration: int) -> SessionCredentials:
+        found = self.prepare().assume_role(RoleArn=role_arn, RoleSessionName=session_name[:64],
+                                           DurationSeconds=duration)["Credentials"]
         return SessionCredentials(found["AccessKeyId"], found["SecretAccessKey"], found["SessionToken"],
                                   found["Expiration"].timestamp())
-
-    return assume
 
 
 class RoleSessions:
@@ -72,6 +78,11 @@ class RoleSessions:
         self._cache: dict[tuple[str, str], SessionCredentials] = {}
         self._lock = threading.Lock()
         self.assumed = 0
+
+    def prepare(self) -> None:
+        prepare = getattr(self._assume, "prepare", None)
+        if prepare is not None:
+            prepare()
 
     def get(self, role_arn: str, function_name: str, *, lasting: float) -> SessionCredentials:
         """Credentials valid for at least ``lasting`` seconds (plus a minute) from now."""
