@@ -5,6 +5,10 @@ TLS-only policy (``Deny`` ``s3:*`` when ``aws:SecureTransport`` is ``false``) bl
 call. AWS skips a statement whose conditions do not hold. The local endpoint is loopback-only,
 so we treat it as secure transport, as a TLS endpoint would be; a policy that denies plain HTTP
 thus leaves local access alone, and an explicit, matching Deny still denies.
+
+This is the check for the operator, who acts as the account (a Deny naming a role does not
+touch it). A request signed by a role session is decided with the role's identity policies and
+the bucket policy together, in ``iam_enforcement``.
 """
 
 from __future__ import annotations
