@@ -182,3 +182,34 @@ def test_the_report_lists_used_denied_and_unused_grants_and_persists(cloud, make
     assert [(u["action"], u["statement"]) for u in report["unexplained"]] == [("s3:DeleteObject", "efsctl/Spare")]
     saved = json.loads((cloud.data_dir / "iam-usage.json").read_text())
     assert {e["action"] for e in saved["functions"][fn]["entries"].values()} >= {"s3:GetObject", "logs:PutLogEvents"}
+
+
+def test_any_role_session_is_held_to_its_role_and_a_foreign_token_is_refused(cloud, make_role, bucket):
+    import boto3
+    from botocore.exceptions import ClientError
+
+    role = make_role([read_models(bucket)])
+    found = cloud.client("sts").assume_role(RoleArn=role, RoleSessionName="someone")["Credentials"]
+
+    def s3(token):
+        return boto3.client("s3", endpoint_url=cloud.endpoint_url, region_name="us-east-1",
+                            aws_access_key_id=found["AccessKeyId"], aws_secret_access_key=found["SecretAccessKey"],
+                            aws_session_token=token)
+
+    assert s3(found["SessionToken"]).get_object(Bucket=bucket, Key="models/a.bin")["Body"].read() == b"model a"
+    with pytest.raises(ClientError) as denied:
+        s3(found["SessionToken"]).get_object(Bucket=bucket, Key="other/b.bin")
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    assert f"assumed-role/{role_name(role)}/someone is not authorized" in denied.value.response["Error"]["Message"]
+    with pytest.raises(ClientError) as forged:
+        s3("not-the-token").get_object(Bucket=bucket, Key="models/a.bin")
+    assert forged.value.response["Error"]["Code"] == "InvalidToken"
+
+
+def test_an_expired_session_is_refused():
+    from efsctl.local.fidelity.iam_enforcement import Session, _token_problem
+
+    session = Session("ASIAX", "token", "arn:aws:iam::1:role/r", "f", "1", expiration=0.0)
+    assert _token_problem(session, "token") == "expired"
+    assert _token_problem(session, "other") == "invalid"
+    assert _token_problem(Session("ASIAX", "token", "r", "f", "1", expiration=4e9), "token") is None

@@ -189,3 +189,18 @@ def test_role_sessions_are_cached_until_too_little_of_their_life_is_left():
     assert calls == [(ROLE, "fn", 3600), (ROLE, "other", 3600), (ROLE, "fn", 3600)]
     assert first.environment() == {"AWS_ACCESS_KEY_ID": "ASIA1", "AWS_SECRET_ACCESS_KEY": "secret",
                                    "AWS_SESSION_TOKEN": "token"}
+
+
+def test_a_session_issued_before_the_patches_saw_it_is_found_in_moto(moto_aws):
+    import boto3
+
+    from efsctl.local.fidelity.iam_enforcement import Sessions
+
+    iam = boto3.client("iam", region_name="us-east-1")
+    trust = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    role = iam.create_role(RoleName="r", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    found = boto3.client("sts", region_name="us-east-1").assume_role(RoleArn=role, RoleSessionName="fn")["Credentials"]
+    session = Sessions().get(found["AccessKeyId"])
+    assert (session.role_arn, session.name, session.token) == (role, "fn", found["SessionToken"])
+    assert abs(session.expiration - found["Expiration"].timestamp()) < 1
+    assert Sessions().get("testing") is None

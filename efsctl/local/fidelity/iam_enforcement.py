@@ -82,7 +82,35 @@ class Sessions:
             self._by_key[session.access_key_id] = session
 
     def get(self, access_key_id: str | None) -> Session | None:
-        return self._by_key.get(access_key_id) if access_key_id else None
+        if not access_key_id:
+            return None
+        found = self._by_key.get(access_key_id)
+        if found is None and access_key_id.startswith("ASIA"):
+            found = self._from_moto(access_key_id)
+        return found
+
+    def _from_moto(self, access_key_id: str) -> Session | None:
+        """A session STS issued before these patches saw it (a restored cloud): found in moto."""
+        from moto.sts.models import sts_backends
+
+        for account in list(sts_backends.values()):
+            for backend in list(account.values()):
+                assumed = backend.get_assumed_role_from_access_key(access_key_id)
+                if assumed is not None:
+                    session = session_of(assumed)
+                    self.add(session)
+                    return session
+        return None
+
+
+def session_of(assumed: Any) -> Session:
+    from datetime import timezone
+
+    expiration = assumed.expiration   # moto keeps a naive UTC datetime
+    if expiration.tzinfo is None:
+        expiration = expiration.replace(tzinfo=timezone.utc)
+    return Session(assumed.access_key_id, assumed.session_token, assumed.role_arn, assumed.session_name,
+                   assumed.account_id, expiration.timestamp())
 
 
 def _signed_with(headers: Mapping[str, Any], query: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -275,8 +303,7 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
     def wrap_assume_role(original):
         def assume_role(self: Any, *args: Any, **kwargs: Any) -> Any:
             assumed = original(self, *args, **kwargs)
-            sessions.add(Session(assumed.access_key_id, assumed.session_token, assumed.role_arn, assumed.session_name,
-                                 assumed.account_id, assumed.expiration.timestamp()))
+            sessions.add(session_of(assumed))
             return assumed
         return assume_role
 
@@ -382,6 +409,8 @@ PATCH = Patch(
         Target("moto.sts.models:STSBackend.assume_role",
                ("self", "region_name", "role_session_name", "role_arn", "policy", "duration", "external_id")),
         Target("moto.sts.models:AssumedRole.__init__"),
+        Target("moto.sts.models:STSBackend.get_assumed_role_from_access_key", ("self", "access_key_id")),
+        Target("moto.sts.models:sts_backends"),
         Target("moto.core.responses:BaseResponse.setup_class",
                ("self", "request", "full_url", "headers", "use_raw_body")),
         Target("moto.core.responses:BaseResponse.call_action", ("self",)),
