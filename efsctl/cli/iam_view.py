@@ -32,8 +32,8 @@ def iam_lines(report: dict[str, Any]) -> list[str]:
         if lambda_own:
             lines.append("    used by Lambda itself: " + ", ".join(lambda_own))
         for denial in fn["denied"]:
-            lines.append(f"    denied ({denial['by']}, {denial['count']}x): {denial['action']} on {denial['resource']}: "
-                         f"{_reason(denial['message'])}")
+            lines.append(f"    denied ({denial['by']}, {denial['count']}x): {denial['action']} on "
+                         f"{denial['resource']}: {_reason(denial['message'])}")
         if fn["unused"] is None:
             continue
         explained = sorted({u["action"] for u in fn["unused"] if u["explained"]})

@@ -140,8 +140,8 @@ def make_role(cloud: Cloud):
     """``make_role(statements)`` -> the ARN of a new Lambda execution role with one inline policy
     (``efsctl``) holding ``statements``, and AWS's basic execution policy (its logs) attached."""
     iam = cloud.client("iam")
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                                                      "Action": "sts:AssumeRole"}]}
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
 
     def make(statements: list[dict[str, Any]], *, basic: bool = True) -> str:
         name = f"role-{uuid.uuid4().hex[:8]}"

@@ -62,7 +62,8 @@ def whoami(event, context):
     """Who the function's credentials say it is, and which of them it was given."""
     return {"arn": boto3.client("sts").get_caller_identity()["Arn"], "pid": os.getpid(),
             "access_key_id": os.environ.get("AWS_ACCESS_KEY_ID"),
-            "has": [k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN") if os.environ.get(k)]}
+            "has": [k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+                    if os.environ.get(k)]}
 
 def aws_call(event, context):
     """One API call as the function's role: its result, or the SDK's error as the handler sees it."""

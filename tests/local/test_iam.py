@@ -39,7 +39,8 @@ def bucket(cloud):
 
 
 def read_models(bucket):
-    return {"Sid": "ReadModels", "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/models/*"}
+    return {"Sid": "ReadModels", "Effect": "Allow", "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{bucket}/models/*"}
 
 
 def role_name(arn):
@@ -207,9 +208,9 @@ def test_any_role_session_is_held_to_its_role_and_a_foreign_token_is_refused(clo
 
 
 def test_an_expired_session_is_refused():
-    from efsctl.local.fidelity.iam_enforcement import Session, _token_problem
+    from efsctl.local.fidelity.iam_sessions import Session, token_problem
 
     session = Session("ASIAX", "token", "arn:aws:iam::1:role/r", "f", "1", expiration=0.0)
-    assert _token_problem(session, "token") == "expired"
-    assert _token_problem(session, "other") == "invalid"
-    assert _token_problem(Session("ASIAX", "token", "r", "f", "1", expiration=4e9), "token") is None
+    assert token_problem(session, "token") == "expired"
+    assert token_problem(session, "other") == "invalid"
+    assert token_problem(Session("ASIAX", "token", "r", "f", "1", expiration=4e9), "token") is None

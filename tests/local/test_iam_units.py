@@ -17,7 +17,8 @@ SECURE = {"aws:SecureTransport": "true", "aws:PrincipalAccount": ACCOUNT}
 READ_MODELS = {"Version": "2012-10-17", "Statement": [
     {"Sid": "ReadModels", "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{BUCKET}/models/*"}]}
 TLS_ONLY = {"Statement": [{"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-                           "Resource": [BUCKET, f"{BUCKET}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
+                           "Resource": [BUCKET, f"{BUCKET}/*"],
+                           "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
 
 
 def request(action: str, resource: str | None, principal: Principal = SESSION, context=SECURE) -> Request:
@@ -76,7 +77,8 @@ def test_conditions_are_evaluated_and_the_tls_only_deny_spares_secure_transport(
 
 
 def test_not_action_not_resource_and_policy_variables():
-    everything_but_delete = {"Statement": [{"Effect": "Allow", "NotAction": "s3:Delete*", "NotResource": f"{BUCKET}/x/*"}]}
+    everything_but_delete = {"Statement": [{"Effect": "Allow", "NotAction": "s3:Delete*",
+                                            "NotResource": f"{BUCKET}/x/*"}]}
     policies = [("p", everything_but_delete)]
     assert decide(policies, [], request("s3:GetObject", f"{BUCKET}/models/a")).allowed
     assert decide(policies, [], request("s3:DeleteObject", f"{BUCKET}/models/a")).reason == IMPLICIT
@@ -166,7 +168,8 @@ def test_the_report_sets_use_against_grants_and_explains_lambdas_own():
     assert "network interfaces" in report["used"][1]["why"]
     unused = {u["action"]: u for u in report["unused"]}
     assert set(unused) == {"s3:DeleteObject", "ec2:DeleteNetworkInterface"}
-    assert unused["ec2:DeleteNetworkInterface"]["explained"] and "deletes" in unused["ec2:DeleteNetworkInterface"]["why"]
+    deletion = unused["ec2:DeleteNetworkInterface"]
+    assert deletion["explained"] and "deletes" in deletion["why"]
     assert [u["action"] for u in report["unexplained"]] == ["s3:DeleteObject"]
     offline = build_report(log.snapshot(), None)["functions"]["fn"]
     assert offline["unused"] is None and offline["used"] == report["used"]
@@ -194,10 +197,11 @@ def test_role_sessions_are_cached_until_too_little_of_their_life_is_left():
 def test_a_session_issued_before_the_patches_saw_it_is_found_in_moto(moto_aws):
     import boto3
 
-    from efsctl.local.fidelity.iam_enforcement import Sessions
+    from efsctl.local.fidelity.iam_sessions import Sessions
 
     iam = boto3.client("iam", region_name="us-east-1")
-    trust = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    trust = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                            "Action": "sts:AssumeRole"}]}
     role = iam.create_role(RoleName="r", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
     found = boto3.client("sts", region_name="us-east-1").assume_role(RoleArn=role, RoleSessionName="fn")["Credentials"]
     session = Sessions().get(found["AccessKeyId"])

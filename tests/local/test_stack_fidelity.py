@@ -127,8 +127,7 @@ def test_a_producer_without_its_s3_statement_never_copies_and_its_log_says_why(s
     assert stack.control("/_efsctl/drain?timeout=30")["drained"]
     assert name not in {m["name"] for m in stack("models", "--json").json()["models"]}
     key = f"models/{name}"
-    refusal = next(line for line in logged(stack, "producer") if key in json.dumps(line) and "AccessDenied" in json.dumps(line))
-    text = json.dumps(refusal)
+    text = next(text for text in map(json.dumps, logged(stack, "producer")) if key in text and "AccessDenied" in text)
     assert "An error occurred (AccessDenied) when calling the GetObject operation" in text
     assert (f'is not authorized to perform: s3:GetObject on resource: \\"arn:aws:s3:::{stack.names().bucket}/{key}\\" '
             "because no identity-based policy allows the s3:GetObject action") in text
@@ -202,8 +201,8 @@ def test_architecture_x86_64_converges_with_zero_mutating_calls(stack, monkeypat
     assert again.exit_code == 0, again
     assert again.json()["summary"] == {"create": 0, "update": 0, "skip": 25}
     assert seen and [op for op in seen if is_mutating(op)] == []
-    lam = stack.client("lambda")
-    assert lam.get_function_configuration(FunctionName=stack.names().function("producer"))["Architectures"] == ["x86_64"]
+    producer = stack.client("lambda").get_function_configuration(FunctionName=stack.names().function("producer"))
+    assert producer["Architectures"] == ["x86_64"]
     monkeypatch.undo()
     assert stack("up", "--local", "--architecture", "arm64").exit_code == 0
 

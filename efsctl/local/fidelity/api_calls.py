@@ -39,7 +39,8 @@ def throttle_response(service: str, protocol: str) -> tuple[int, dict[str, str],
     return error_response(service, protocol, code, status, message)
 
 
-def error_response(service: str, protocol: str, code: str, status: int, message: str) -> tuple[int, dict[str, str], str]:
+def error_response(service: str, protocol: str, code: str, status: int,
+                   message: str) -> tuple[int, dict[str, str], str]:
     """An error answer in the shape ``protocol`` uses (JSON body, EC2 or query XML, REST XML)."""
     from xml.sax.saxutils import escape
 
@@ -59,7 +60,8 @@ def error_response(service: str, protocol: str, code: str, status: int, message:
                 f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>")
     else:
         headers["Content-Type"] = "application/xml"
-        body = f"<Error><Code>{code}</Code><Message>{escape(message)}</Message><RequestId>{request_id}</RequestId></Error>"
+        body = (f"<Error><Code>{code}</Code><Message>{escape(message)}</Message>"
+                f"<RequestId>{request_id}</RequestId></Error>")
     return status, headers, body
 
 

@@ -43,7 +43,7 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
     from moto.iam.access_control import PermissionResult
     from moto.s3.models import FakeBucket
 
-    from efsctl.local.fidelity.iam_enforcement import current_session
+    from efsctl.local.fidelity.iam_sessions import current_session
 
     def get_permission(self: Any, action: str, resource: str) -> Any:
         if self.policy is None or current_session() is not None:

@@ -28,17 +28,17 @@ anything else is evaluated as AWS evaluates it.
 from __future__ import annotations
 
 import json
-import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Mapping
 from urllib.parse import unquote
 
 from efsctl.local.fidelity import Patch, PatchContext, Patcher, Target
 from efsctl.local.fidelity.iam_policy import Decision, Principal, Request, decide, denial_message
+from efsctl.local.fidelity.iam_sessions import (Session, Sessions, current_session, serving, session_of,
+                                                signed_with, token_problem)
 from efsctl.local.fidelity.iam_usage import HANDLER, LAMBDA, USAGE_FILE, UsageLog
 
-_local = threading.local()
+__all__ = ["current_session", "lambda_actions", "report", "PATCH"]
 
 # IAM's service prefix where it differs from boto3's service name, and IAM actions where they
 # differ from the operation name.
@@ -47,83 +47,6 @@ ACTIONS = {("lambda", "Invoke"): "InvokeFunction", ("lambda", "InvokeAsync"): "I
 DENIED = {"ec2": ("UnauthorizedOperation", 403), "iam": ("AccessDenied", 403), "sts": ("AccessDenied", 403),
           "lambda": ("AccessDeniedException", 403), "efs": ("AccessDeniedException", 403)}
 DEFAULT_DENIED = ("AccessDeniedException", 400)
-
-
-@dataclass(frozen=True)
-class Session:
-    access_key_id: str
-    token: str
-    role_arn: str
-    name: str
-    account: str
-    expiration: float
-
-    @property
-    def arn(self) -> str:
-        return f"arn:aws:sts::{self.account}:assumed-role/{self.role_arn.rsplit('/', 1)[-1]}/{self.name}"
-
-    @property
-    def principal(self) -> Principal:
-        return Principal(self.arn, self.account, self.role_arn)
-
-
-def current_session() -> Session | None:
-    """The role session that signed the request this thread is serving, if any."""
-    return getattr(_local, "session", None)
-
-
-class Sessions:
-    def __init__(self) -> None:
-        self._by_key: dict[str, Session] = {}
-        self._lock = threading.Lock()
-
-    def add(self, session: Session) -> None:
-        with self._lock:
-            self._by_key[session.access_key_id] = session
-
-    def get(self, access_key_id: str | None) -> Session | None:
-        if not access_key_id:
-            return None
-        found = self._by_key.get(access_key_id)
-        if found is None and access_key_id.startswith("ASIA"):
-            found = self._from_moto(access_key_id)
-        return found
-
-    def _from_moto(self, access_key_id: str) -> Session | None:
-        """A session STS issued before these patches saw it (a restored cloud): found in moto."""
-        from moto.sts.models import sts_backends
-
-        for account in list(sts_backends.values()):
-            for backend in list(account.values()):
-                assumed = backend.get_assumed_role_from_access_key(access_key_id)
-                if assumed is not None:
-                    session = session_of(assumed)
-                    self.add(session)
-                    return session
-        return None
-
-
-def session_of(assumed: Any) -> Session:
-    from datetime import timezone
-
-    expiration = assumed.expiration   # moto keeps a naive UTC datetime
-    if expiration.tzinfo is None:
-        expiration = expiration.replace(tzinfo=timezone.utc)
-    return Session(assumed.access_key_id, assumed.session_token, assumed.role_arn, assumed.session_name,
-                   assumed.account_id, expiration.timestamp())
-
-
-def _signed_with(headers: Mapping[str, Any], query: Mapping[str, Any]) -> tuple[str | None, str | None]:
-    """(access key id, session token) of a SigV4 request, header- or query-signed."""
-    auth = str(headers.get("Authorization") or "")
-    if "Credential=" in auth:
-        key = auth.split("Credential=", 1)[1].split("/", 1)[0]
-        return key, headers.get("X-Amz-Security-Token")
-    credential = (query.get("X-Amz-Credential") or [None])[0]
-    if credential:
-        token = (query.get("X-Amz-Security-Token") or [None])[0]
-        return unquote(str(credential)).split("/", 1)[0], token
-    return None, None
 
 
 # --- policies of a role ------------------------------------------------------------------------
@@ -277,19 +200,65 @@ def _bucket_policies(response: Any, bucket_name: str | None) -> tuple[Any, list[
     return bucket, [("bucket policy", _document(raw))]
 
 
-def _token_problem(session: Session, token: str | None) -> str | None:
-    if token != session.token:
-        return "invalid"
-    return "expired" if time.time() >= session.expiration else None
+def authorize_s3(authorizer: Authorizer, response: Any, bucket_name: str | None, key_name: str | None) -> None:
+    """Raise S3's error unless the current request's role session may do what it asks."""
+    from moto.s3.exceptions import S3ClientError
+
+    session = current_session()
+    if session is None:
+        return   # the operator: moto's own check is off (INITIAL_NO_AUTH_ACTION_COUNT)
+    problem = token_problem(session)
+    if problem == "invalid":
+        raise S3ClientError("InvalidToken", "The provided token is malformed or otherwise invalid.")
+    if problem == "expired":
+        raise S3ClientError("ExpiredToken", "The provided token has expired.")
+    # moto names the action (ACTION_MAP) before it asks; one it did not name is allowed only by s3:*.
+    action = f"s3:{response.data.get('Action') or 'Unknown'}"
+    bucket, policies = _bucket_policies(response, bucket_name)
+    extra = {"s3:prefix": str(response.querystring["prefix"][0])} if "prefix" in response.querystring else {}
+    context = context_of(session, response.region, extra)
+    decision, message = authorizer.check(session.principal, session.name, action, _s3_resource(bucket_name, key_name),
+                                         policies, context, by=HANDLER, quote_resource=True)
+    if not decision.allowed:
+        raise S3ClientError("AccessDenied", message)
+    if action == "s3:GetObject" and bucket is not None and key_name and key_name not in bucket.keys:
+        # Without s3:ListBucket, S3 answers 403, not 404, for a key that does not exist.
+        listing = Request(session.principal, "s3:ListBucket", _s3_resource(bucket_name, None), context)
+        if not decide(identity_policies(session.account, session.role_arn), policies, listing).allowed:
+            raise S3ClientError("AccessDenied", "Access Denied")
+
+
+def refusal(authorizer: Authorizer, response: Any, session: Session) -> Any:
+    """The error answer (status, headers, body) for a request the session may not make, or None."""
+    from moto.core.utils import get_service_model
+
+    from efsctl.local.fidelity.api_calls import error_response
+
+    service = response.boto3_service_name
+    protocol = get_service_model(service).protocol
+    problem = token_problem(session)
+    if problem is not None:
+        code = "ExpiredTokenException" if problem == "expired" else "UnrecognizedClientException"
+        text = ("The security token included in the request is expired" if problem == "expired"
+                else "The security token included in the request is invalid.")
+        return error_response(service, protocol, code, 403, text)
+    operation = response._get_action()
+    if (service, operation) == ("sts", "GetCallerIdentity"):
+        return None   # always allowed, even under an explicit Deny
+    action = f"{PREFIXES.get(service, service)}:{ACTIONS.get((service, operation), operation)}"
+    decision, message = authorizer.check(session.principal, session.name, action,
+                                         _resource_of(response, service, session), [],
+                                         context_of(session, response.region), by=HANDLER)
+    if decision.allowed:
+        return None
+    code, status = DENIED.get(service, DEFAULT_DENIED)
+    return error_response(service, protocol, code, status, message)
 
 
 def install(ctx: PatchContext, patcher: Patcher) -> None:
     from moto.core.responses import BaseResponse
-    from moto.s3.exceptions import S3ClientError
     from moto.s3.responses import S3Response
     from moto.sts.models import STSBackend
-
-    from efsctl.local.fidelity.api_calls import error_response
 
     sessions = Sessions()
     usage = UsageLog(ctx.data_dir / USAGE_FILE if ctx.data_dir else None)
@@ -311,73 +280,23 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
         def setup_class(self: Any, request: Any, full_url: Any = None, headers: Any = None,
                         use_raw_body: Any = None) -> None:
             original(self, request, full_url, headers, use_raw_body)
-            key, token = _signed_with(self.headers, getattr(self, "querystring", {}) or {})
-            session = sessions.get(key)
-            _local.session = session
-            _local.token = token
+            key, token = signed_with(self.headers, getattr(self, "querystring", {}) or {})
+            serving(sessions.get(key), token)
         return setup_class
 
-    def authorize_s3(self: Any, bucket_name: str | None = None, key_name: str | None = None) -> None:
-        session = current_session()
-        if session is None:
-            return   # the operator: moto's own check is off (INITIAL_NO_AUTH_ACTION_COUNT)
-        problem = _token_problem(session, getattr(_local, "token", None))
-        if problem == "invalid":
-            raise S3ClientError("InvalidToken", "The provided token is malformed or otherwise invalid.")
-        if problem == "expired":
-            raise S3ClientError("ExpiredToken", "The provided token has expired.")
-        action = f"s3:{self.data.get('Action') or 'GetObject'}"
-        resource = _s3_resource(bucket_name, key_name)
-        bucket, policies = _bucket_policies(self, bucket_name)
-        extra = {}
-        if "prefix" in self.querystring:
-            extra["s3:prefix"] = str(self.querystring["prefix"][0])
-        context = context_of(session, self.region, extra)
-        decision, message = authorizer.check(session.principal, session.name, action, resource, policies, context,
-                                             by=HANDLER, quote_resource=True)
-        if not decision.allowed:
-            raise S3ClientError("AccessDenied", message)
-        if action == "s3:GetObject" and bucket is not None and key_name and key_name not in bucket.keys:
-            # Without s3:ListBucket, S3 answers 403, not 404, for a key that does not exist.
-            listing = Request(session.principal, "s3:ListBucket", _s3_resource(bucket_name, None), context)
-            if not decide(identity_policies(session.account, session.role_arn), policies, listing).allowed:
-                raise S3ClientError("AccessDenied", "Access Denied")
+    def authorize(self: Any, bucket_name: str | None = None, key_name: str | None = None) -> None:
+        authorize_s3(authorizer, self, bucket_name, key_name)
 
     def wrap_call_action(original):
         def call_action(self: Any) -> Any:
             session = current_session()
-            if session is None:
-                return original(self)
-            service = self.boto3_service_name
-            refusal = _refuse(self, service, session)
-            return refusal if refusal is not None else original(self)
+            refused = refusal(authorizer, self, session) if session is not None else None
+            return refused if refused is not None else original(self)
         return call_action
-
-    def _refuse(response: Any, service: str, session: Session) -> Any:
-        from moto.core.utils import get_service_model
-
-        protocol = get_service_model(service).protocol
-        problem = _token_problem(session, getattr(_local, "token", None))
-        if problem is not None:
-            code = "ExpiredTokenException" if problem == "expired" else "UnrecognizedClientException"
-            text = ("The security token included in the request is expired" if problem == "expired"
-                    else "The security token included in the request is invalid.")
-            return error_response(service, protocol, code, 403, text)
-        operation = response._get_action()
-        if (service, operation) == ("sts", "GetCallerIdentity"):
-            return None   # always allowed, even under an explicit Deny
-        action = f"{PREFIXES.get(service, service)}:{ACTIONS.get((service, operation), operation)}"
-        resource = _resource_of(response, service, session)
-        decision, message = authorizer.check(session.principal, session.name, action, resource, [],
-                                             context_of(session, response.region), by=HANDLER)
-        if decision.allowed:
-            return None
-        code, status = DENIED.get(service, DEFAULT_DENIED)
-        return error_response(service, protocol, code, status, message)
 
     patcher.wrap(STSBackend, "assume_role", wrap_assume_role)
     patcher.wrap(BaseResponse, "setup_class", wrap_setup_class)
-    patcher.replace(S3Response, "_authenticate_and_authorize_s3_action", authorize_s3)
+    patcher.replace(S3Response, "_authenticate_and_authorize_s3_action", authorize)
     patcher.wrap(BaseResponse, "call_action", wrap_call_action)
 
 

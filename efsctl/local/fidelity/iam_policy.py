@@ -27,7 +27,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-IMPLICIT, EXPLICIT_IDENTITY, EXPLICIT_RESOURCE, ALLOWED = "implicit", "explicit-identity", "explicit-resource", "allowed"
+ALLOWED, IMPLICIT = "allowed", "implicit"
+EXPLICIT_IDENTITY, EXPLICIT_RESOURCE = "explicit-identity", "explicit-resource"
 
 NEGATED = {"StringNotEquals", "StringNotEqualsIgnoreCase", "StringNotLike", "ArnNotEquals", "ArnNotLike",
            "NumericNotEquals", "DateNotEquals"}

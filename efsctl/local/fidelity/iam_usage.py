@@ -107,9 +107,10 @@ class UsageLog:
                     key, resource = f"{by}|{action}|denied|*", "(other resources)"
             entry = entries.get(key)
             if entry is None:
-                entry = entries[key] = {"by": by, "action": action, "decision": "allowed" if decision.allowed else "denied",
-                                        "resource": pattern if decision.allowed else resource, "count": 0,
-                                        "first": now, "grants": [], "examples": [], "message": ""}
+                entry = entries[key] = {"by": by, "action": action, "count": 0, "first": now, "grants": [],
+                                        "decision": "allowed" if decision.allowed else "denied",
+                                        "resource": pattern if decision.allowed else resource,
+                                        "examples": [], "message": ""}
             entry["count"] += 1
             entry["last"] = now
             if decision.allowed:
