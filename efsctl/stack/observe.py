@@ -266,10 +266,15 @@ VPC_ID = re.compile(r"vpc-[0-9a-f]{8}(?:[0-9a-f]{9})?")
 
 
 def keeps_attachments(vpc: dict[str, Any]) -> bool:
-    """False when the answer shows an endpoint that keeps no record of the function's attachments:
-    moto reports the constant VpcId ``vpc-123abc``, which is no VPC id, and drops FileSystemConfigs
-    alike (AWS-RULES 32). AWS, the local cloud and a faithful emulator report the VPC of the
-    function's subnets, or no VpcId (or "") for a function outside any VPC."""
+    """False when the answer shows an endpoint that keeps no record of the function's attachments.
+
+    Telling "no file systems" from "this endpoint does not keep them" needs evidence, and the
+    answer carries it: moto makes up the function's VpcId (the constant ``vpc-123abc``, which is
+    no VPC id) and drops FileSystemConfigs alike (AWS-RULES 32); AWS, the local cloud and a
+    faithful emulator report the VPC of the function's subnets, or no VpcId (or "") outside one.
+    The target's kind would not do: in-process moto has no endpoint URL, and an emulator behind
+    ``--endpoint-url`` may keep the field. On moto a removed mount stays unseen: it never held one.
+    """
     vpc_id = vpc.get("VpcId")
     return not vpc_id or VPC_ID.fullmatch(str(vpc_id)) is not None
 
