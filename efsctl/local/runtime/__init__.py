@@ -27,7 +27,7 @@ import zipfile
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from efsctl.local.runtime.credentials import RoleSessions, SessionCredentials, StsAssumeRole
 from efsctl.local.runtime.logs import LogSink, stream_name
@@ -87,14 +87,14 @@ class RuntimeConfig:
     role_sessions: bool = True     # each environment gets its role's session credentials
 
 
-class LambdaActions:
+class LambdaActions(Protocol):
     """What Lambda does with a function's role, authorised (the local cloud provides it)."""
 
-    def logs(self, spec: FunctionSpec, group: str, stream: str, new_stream: bool) -> bool:   # pragma: no cover
-        raise NotImplementedError
+    def logs(self, spec: FunctionSpec, group: str, stream: str, new_stream: bool) -> bool:
+        """May Lambda write these lines to ``stream`` (creating it when ``new_stream``)?"""
 
-    def mount(self, spec: FunctionSpec) -> str | None:   # pragma: no cover - None, or why it was refused
-        raise NotImplementedError
+    def mount(self, spec: FunctionSpec) -> str | None:
+        """None if the role may mount the function's file systems, else why not."""
 
 
 class _AuthorizedSink:
