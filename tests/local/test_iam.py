@@ -214,3 +214,34 @@ def test_an_expired_session_is_refused():
     assert token_problem(session, "token") == "expired"
     assert token_problem(session, "other") == "invalid"
     assert token_problem(Session("ASIAX", "token", "r", "f", "1", expiration=4e9), "token") is None
+
+
+def test_a_file_system_policy_that_refuses_the_role_stops_the_environment(cloud, network, make_role):
+    from localhelpers import handler_zip
+
+    efs, lam = cloud.client("efs"), cloud.client("lambda")
+    fs = efs.create_file_system(CreationToken=f"iam-{uuid.uuid4().hex[:6]}", Encrypted=True)["FileSystemId"]
+    for subnet in network.subnet_ids:
+        efs.create_mount_target(FileSystemId=fs, SubnetId=subnet, SecurityGroups=[network.sg_id])
+    ap = efs.create_access_point(FileSystemId=fs, PosixUser={"Uid": 1000, "Gid": 1000},
+                                 RootDirectory={"Path": "/lambda", "CreationInfo": {
+                                     "OwnerUid": 1000, "OwnerGid": 1000, "Permissions": "750"}})["AccessPointArn"]
+    role = make_role([{"Effect": "Allow", "Resource": "*",
+                       "Action": ["ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces",
+                                  "ec2:DescribeSubnets", "ec2:DeleteNetworkInterface"]}])
+    fs_arn = f"arn:aws:elasticfilesystem:us-east-1:{ACCOUNT}:file-system/{fs}"
+    efs.put_file_system_policy(FileSystemId=fs, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:role/someone-else"},
+         "Action": ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"], "Resource": fs_arn}]}))
+    name = f"fn-mount-{uuid.uuid4().hex[:6]}"
+    lam.create_function(FunctionName=name, Runtime="python3.12", Role=role, Handler="app.plain",
+                        Code={"ZipFile": handler_zip()}, Timeout=10,
+                        VpcConfig={"SubnetIds": network.subnet_ids, "SecurityGroupIds": [network.sg_id]},
+                        FileSystemConfigs=[{"Arn": ap, "LocalMountPath": "/mnt/efs"}])
+    refused = invoke(cloud, name, {})
+    assert refused["errorType"] == "EFSMountFailureException" and ap in refused["errorMessage"]
+    denied = cloud.control("/_efsctl/iam")["functions"][name]["denied"]
+    assert ("elasticfilesystem:ClientMount", fs_arn) in {(d["action"], d["resource"]) for d in denied}
+    efs.put_file_system_policy(FileSystemId=fs, Policy=json.dumps({"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"AWS": role}, "Action": "elasticfilesystem:ClientMount", "Resource": fs_arn}]}))
+    assert invoke(cloud, name, {}) == {"hello": "world"}
