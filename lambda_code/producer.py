@@ -221,7 +221,7 @@ def _fetch_and_place(s3, layout: store.Layout, ev: ObjectEvent, fields: dict) ->
         if code in _SUPERSEDED_CODES:
             return SUPERSEDED
         if code in _MISSING_CODES:
-            fields["error"] = code
+            fields.update(error=code, detail=str(exc)[:500])   # S3's reason: who may not do what, on which key
             return MISSING
         raise
     body = response["Body"]

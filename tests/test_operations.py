@@ -31,6 +31,9 @@ class StoppedCloud(types.ModuleType):
         return {"health": "stopped", "endpoint_url": "http://127.0.0.1:9", "gateway_url": None, "pid": 4242,
                 "log_file": "cloud.log", "problem": "its process (pid 4242) is gone"}
 
+    def local_iam_report(self, store, stack):
+        return None
+
     def ensure_local_cloud(self, store, stack, console, **_):
         self.acted.append(f"ensure {stack}")
         raise AssertionError("a read-only command started the local cloud")

@@ -140,7 +140,7 @@ def render_status(console: Console, outcome: "StatusOutcome", json_out: bool) ->
                            "account": state.account, "live": outcome.live is not None, "error": outcome.problem,
                            "api_url": outcome.api_url, "resources": {row["key"]: row for row in rows},
                            "outputs": state.outputs, "local": state.local, "lambda_enis": outcome.lambda_enis,
-                           **({"local_cloud": local} if local else {})})
+                           **({"local_cloud": local} if local else {}), **({"iam": outcome.iam} if outcome.iam else {})})
         return
     where = f"{state.target}, {state.region or 'region unknown'}" + (f", account {state.account}" if state.account else "")
     console.info(f"Stack {state.stack} ({where})")
@@ -153,6 +153,9 @@ def render_status(console: Console, outcome: "StatusOutcome", json_out: bool) ->
         console.info(f"Local cloud: {local['health']} (pid {local['pid']}), AWS endpoint {local['endpoint_url']}, "
                      f"API {local['gateway_url']}, log {local['log_file']}"
                      + (f"; {local['problem']}" if local.get("problem") else ""))
+        from efsctl.cli.iam_view import show_iam_report
+
+        show_iam_report(console, outcome.iam)
 
 
 # --- down -------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ level (moto loads inside the daemon process, never in the CLI):
   which ``up`` stores as ``state.local`` (``endpoint_url``, ``gateway_url``, ``pid``, ...);
 - :func:`stop_local_cloud` stops it, frees its ports and removes its data (idempotent);
 - :func:`local_cloud_health` and :func:`local_status_section` report on it for ``status``;
-- :func:`require_local_cloud` turns a dead local cloud into one clear error.
+- :func:`require_local_cloud` turns a dead local cloud into one clear error;
+- :func:`local_iam_report` is the least-privilege report: what each function's role used.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from efsctl.waits import Clock
 
 __all__ = ["ensure_local_cloud", "stop_local_cloud", "local_cloud_health", "local_status_section",
-           "require_local_cloud"]
+           "require_local_cloud", "local_iam_report"]
 
 
 def ensure_local_cloud(store: "StateStore", stack: str, console: "Console", *, realism: str | None = None,
@@ -98,3 +99,33 @@ def require_local_cloud(store: "StateStore", stack: str) -> dict[str, Any]:
         raise LocalCloudError(f"The local cloud of stack {stack!r} is not running ({problem}); its AWS state is lost.",
                               "Run `efsctl up --local` to start a fresh one and re-create the stack.")
     return health
+
+
+def local_iam_report(store: "StateStore", stack: str) -> dict[str, Any] | None:
+    """What each function's role was asked to allow in the local cloud's lifetime, or None if the
+    stack has no local cloud.
+
+    Per function (``functions[name]``): ``used`` (action, the granting resource pattern, count, by
+    the ``handler`` or by ``lambda`` itself, and why), ``denied`` (with AWS's message),
+    ``unused`` (granted but never used; ``explained`` when Lambda itself needs it, saying when)
+    and ``unexplained``. ``live`` is False when the cloud is not running: the report then comes
+    from its usage log (``iam-usage.json`` in its data directory) and the grants are unknown.
+    """
+    import json
+
+    from efsctl.local import lifecycle
+    from efsctl.local.fidelity.iam_usage import USAGE_FILE, build_report
+
+    data_dir = store.local_dir(stack)
+    record = lifecycle.read_record(data_dir)
+    if record is None:
+        return None
+    if lifecycle.probe(data_dir, record)["healthy"]:
+        live = lifecycle.http_json(int(record["endpoint_port"]), "/_efsctl/iam", timeout=10.0)
+        if live is not None:
+            return {"live": True, **live}
+    try:
+        log = json.loads((data_dir / USAGE_FILE).read_text())
+    except (OSError, ValueError):
+        log = {"since": None, "functions": {}}
+    return {"live": False, **build_report(log, None)}

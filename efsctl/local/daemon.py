@@ -9,7 +9,8 @@ until SIGTERM. Backends are warmed in the background after that, while the calle
 Control paths on the AWS port (S3 bucket names cannot start with ``_``, so nothing collides):
 ``GET /_efsctl/health``, ``GET /_efsctl/stats`` (warm environments, async outcomes) and
 ``GET /_efsctl/drain?timeout=S`` (wait for the asynchronous queue to empty; tests and benches),
-``GET /_efsctl/inventory`` (what the cloud still holds, by kind).
+``GET /_efsctl/inventory`` (what the cloud still holds, by kind), ``GET /_efsctl/iam`` (the
+least-privilege report: what each function's role used, was denied, and grants unused).
 """
 
 from __future__ import annotations
@@ -119,6 +120,8 @@ class LocalCloud:
             for service, region in (("iam", "global"), ("ec2", self.region), ("efs", self.region), ("s3", "aws"),
                                     ("lambda", self.region), ("logs", self.region), ("apigatewayv2", self.region)):
                 get_backend(service)[self.account_id][region]
+            if self.runtime.sessions is not None:
+                self.runtime.sessions.prepare()   # the STS client the first cold start would make
         except Exception:  # noqa: BLE001 - warming is an optimisation only
             log.exception("warming the backends failed")
         log.info("backends warm in %.2f s", time.perf_counter() - started)
@@ -154,9 +157,18 @@ class LocalCloud:
 
         return moto_models.inventory(self.account_id, self.region)
 
+    def iam(self, query: dict[str, list[str]]) -> dict[str, Any]:
+        """What each function's role was asked to allow, against what it grants (``iam_enforcement``)."""
+        from efsctl.local.fidelity import iam_enforcement
+
+        if "flush" in query and "_iam_usage" in self.fidelity_ctx.extra:
+            self.fidelity_ctx.extra["_iam_usage"].flush()   # tests and benches: the file is current
+        return iam_enforcement.report(self.fidelity_ctx)
+
     def _control(self, app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
         routes = {"/_efsctl/health": lambda q: self.health(), "/_efsctl/stats": self.stats,
-                  "/_efsctl/drain": self.drain, "/_efsctl/inventory": self.inventory}
+                  "/_efsctl/drain": self.drain, "/_efsctl/inventory": self.inventory,
+                  "/_efsctl/iam": self.iam}
 
         def control_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
             handler = routes.get(environ.get("PATH_INFO", ""))
@@ -204,6 +216,7 @@ class LocalCloud:
                 pass
         self.invoker.shutdown()
         self.runtime.shutdown()
+        self.fidelity_ctx.stop()   # the usage log is written out
         log.info("local cloud for stack %s stopped in %.2f s", self.stack, time.perf_counter() - started)
 
 

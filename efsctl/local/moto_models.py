@@ -85,7 +85,7 @@ def resolve_mounts(fn: Any, account_id: str, region: str, data_dir: Path) -> tup
             mode = int(str(ap["creation_info"].get("Permissions") or "755"), 8)
             directory.mkdir(parents=True, exist_ok=True)
             directory.chmod(mode | 0o700)   # we run as ourselves, not the access point's POSIX user
-        mounts.append(EfsMount(arn, config.get("LocalMountPath", "/mnt/efs"), str(directory)))
+        mounts.append(EfsMount(arn, config.get("LocalMountPath", "/mnt/efs"), str(directory), ap["file_system_id"]))
     return tuple(mounts)
 
 
@@ -100,7 +100,23 @@ def function_spec(fn: Any, data_dir: Path) -> FunctionSpec:
         code_digest=digest, code=code, timeout=float(fn.timeout or 3), memory_mb=int(fn.memory_size or 128),
         environment=tuple(sorted((str(k), str(v)) for k, v in (fn.environment_vars or {}).items())),
         reserved_concurrency=None if reserved in (None, "") else int(reserved),
-        version=str(fn.version), efs=resolve_mounts(fn, fn.account_id, fn.region, data_dir))
+        version=str(fn.version), efs=resolve_mounts(fn, fn.account_id, fn.region, data_dir), role=str(fn.role or ""))
+
+
+def file_system_policy(account_id: str, region: str, file_system_id: str) -> dict[str, Any] | None:
+    """The file system's resource policy, or None (EFS then allows every client that reaches it)."""
+    from moto.efs.models import efs_backends
+
+    fs = efs_backends[account_id][region].file_systems_by_id.get(file_system_id)
+    raw = getattr(fs, "file_system_policy", None) if fs is not None else None
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def log_group_exists(account_id: str, region: str, group: str) -> bool:
+    return group in logs_backend(account_id, region).groups
 
 
 def code_sha256(code: bytes) -> str:

@@ -98,6 +98,7 @@ class StatusOutcome:
     live: "Preview | None"
     problem: str | None
     local_cloud: dict[str, Any] | None
+    iam: dict[str, Any] | None = None   # the local cloud's least-privilege report
 
     @property
     def rows(self) -> list[dict[str, Any]]:
@@ -307,10 +308,11 @@ class Operations:
         from efsctl.stack.deploy import UpSettings, preview
 
         state = self.ref.state()
-        section = None
+        section = iam = None
         live, problem = None, None
         if state is not None and state.is_local:
             section = local_cloud_api().local_status_section(self.store, self.stack)
+            iam = local_cloud_api().local_iam_report(self.store, self.stack)
             cloud = self.ref.local_cloud(state)
             if not cloud.healthy:
                 problem = f"The local cloud is {section['health']} ({section['problem'] or cloud.problem})."
@@ -326,7 +328,7 @@ class Operations:
         if state is None and (live is None or live.observed.empty):
             return None
         state = state or StackState(stack=self.stack, region=live.config.region, account=live.config.account)
-        return StatusOutcome(self.stack, state, live, problem, section)
+        return StatusOutcome(self.stack, state, live, problem, section, iam)
 
     # --- down ----------------------------------------------------------------------------------
 

@@ -6,8 +6,10 @@ that stop ``up`` altogether (a bucket name owned by another account). The planne
 to preview; the executor calls them again with the real ids just before it changes anything,
 so the two can never disagree about what "in sync" means.
 
-Only fields AWS actually reports are compared: moto, for one, omits ``FileSystemConfigs``
-and invents a ``VpcId``, so a field that is absent is not drift.
+A field AWS omits when it is empty (a function's FileSystemConfigs, VpcConfig's lists,
+Environment) reads as empty, so its removal is drift; only a field the endpoint cannot report at
+all is None ("not reported") and never drift: moto's FileSystemConfigs, see
+:func:`efsctl.stack.observe.function_observed`.
 """
 
 from __future__ import annotations
@@ -229,6 +231,7 @@ def diff_function(d: Function, o: Observed, drift: Drift) -> None:
     _compare(drift, "subnets", sorted(d.subnets, key=str), a["subnets"])
     _compare(drift, "security_groups", sorted(d.security_groups, key=str), a["security_groups"], "security groups")
     if a["file_systems"] is not None and differs(function_file_systems(d), a["file_systems"]):
+        # None: the endpoint does not report file systems (moto); [] is a removed mount.
         drift.change("file_systems", f"mount {show(d.access_point)} at {d.mount_path}")
     if o.state == "Failed" or a.get("last_update_status") == "Failed":
         # Re-applying the configuration makes Lambda try again (say, once a role is fixed).

@@ -11,6 +11,7 @@ A create response sometimes says less than a describe (no tags echoed back, no s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -198,11 +199,38 @@ def log_group_observed(key: str, group: Mapping[str, Any]) -> Observed:
                     tags=dict(group.get("tags") or {}), attrs={"retention_days": group.get("retentionInDays")})
 
 
+# AWS's VPC ids: "vpc-" and 8 (older) or 17 hexadecimal digits.
+VPC_ID = re.compile(r"vpc-[0-9a-f]{8}(?:[0-9a-f]{9})?")
+
+
+def keeps_attachments(vpc: Mapping[str, Any]) -> bool:
+    """False when the answer shows an endpoint that keeps no record of the function's attachments.
+
+    Telling "no file systems" from "this endpoint does not keep them" needs evidence, and the
+    answer carries it: moto makes up the function's VpcId (the constant ``vpc-123abc``, which is
+    no VPC id) and drops FileSystemConfigs alike (AWS-RULES 32); AWS, the local cloud and a
+    faithful emulator report the VPC of the function's subnets, or no VpcId (or "") outside one.
+    The target's kind would not do: in-process moto has no endpoint URL, and an emulator behind
+    ``--endpoint-url`` may keep the field. On moto a removed mount stays unseen: it never held one.
+    """
+    vpc_id = vpc.get("VpcId")
+    return not vpc_id or VPC_ID.fullmatch(str(vpc_id)) is not None
+
+
 def function_observed(key: str, config: Mapping[str, Any], tags: Mapping[str, str]) -> Observed:
-    """An :class:`Observed` from GetFunction(Configuration)/CreateFunction/Update* output."""
+    """An :class:`Observed` from GetFunction(Configuration)/CreateFunction/Update* output.
+
+    AWS omits what is empty: FileSystemConfigs without file systems, VpcConfig's lists (or the
+    whole VpcConfig) outside a VPC, Environment without variables. So absent means empty, and a
+    file system or VPC removed behind efsctl's back is drift that ``up`` repairs. The one
+    exception is an endpoint that cannot report FileSystemConfigs at all (see
+    :func:`keeps_attachments`): there its absence says nothing, and ``file_systems`` is None
+    ("not reported", never drift) so that a second ``up`` on plain moto still makes no call.
+    """
     vpc = config.get("VpcConfig") or {}
-    # moto omits FileSystemConfigs entirely: None means "not reported", [] means "none".
     file_systems = config.get("FileSystemConfigs")
+    if file_systems is None and keeps_attachments(vpc):
+        file_systems = []
     return Observed(
         key, "function", config["FunctionName"], arn=config["FunctionArn"], name=config["FunctionName"],
         state=config.get("State", ""), tags=dict(tags),

@@ -105,6 +105,9 @@ def network(cloud: Cloud) -> Network:
     role = iam.create_role(RoleName="test-fn", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
     iam.attach_role_policy(RoleName="test-fn",
                            PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole")
+    # The test handlers read the objects S3 events announce; the local cloud holds them to it.
+    iam.put_role_policy(RoleName="test-fn", PolicyName="ReadObjects", PolicyDocument=json.dumps({
+        "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}))
     return Network(vpc, subnets, sg, fs, ap["AccessPointArn"], "/lambda", role)
 
 
@@ -113,11 +116,12 @@ def make_function(cloud: Cloud, network: Network):
     code = handler_zip()
 
     def make(handler: str, *, name: str | None = None, timeout: int = 10, efs: bool = True,
-             env: dict[str, str] | None = None, reserved: int | None = None) -> str:
+             env: dict[str, str] | None = None, reserved: int | None = None, role: str | None = None,
+             memory: int = 256) -> str:
         name = name or f"fn-{handler}-{uuid.uuid4().hex[:6]}"
         spec: dict[str, Any] = dict(
-            FunctionName=name, Runtime="python3.12", Role=network.role_arn, Handler=f"app.{handler}",
-            Code={"ZipFile": code}, Timeout=timeout, MemorySize=256, Architectures=["arm64"],
+            FunctionName=name, Runtime="python3.12", Role=role or network.role_arn, Handler=f"app.{handler}",
+            Code={"ZipFile": code}, Timeout=timeout, MemorySize=memory, Architectures=["arm64"],
             Environment={"Variables": {"EFS_MOUNT_PATH": "/mnt/efs", **(env or {})}})
         if efs:
             spec["VpcConfig"] = {"SubnetIds": network.subnet_ids, "SecurityGroupIds": [network.sg_id]}
@@ -127,6 +131,28 @@ def make_function(cloud: Cloud, network: Network):
         if reserved is not None:
             lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=reserved)
         return name
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def make_role(cloud: Cloud):
+    """``make_role(statements)`` -> the ARN of a new Lambda execution role with one inline policy
+    (``efsctl``) holding ``statements``, and AWS's basic execution policy (its logs) attached."""
+    iam = cloud.client("iam")
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+
+    def make(statements: list[dict[str, Any]], *, basic: bool = True) -> str:
+        name = f"role-{uuid.uuid4().hex[:8]}"
+        arn = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        if statements:
+            iam.put_role_policy(RoleName=name, PolicyName="efsctl", PolicyDocument=json.dumps(
+                {"Version": "2012-10-17", "Statement": statements}))
+        if basic:
+            iam.attach_role_policy(RoleName=name,
+                                   PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole")
+        return arn
 
     return make
 

@@ -50,6 +50,35 @@ def sleepy(event, context):
 def boom(event, context):
     raise ValueError("boom: " + str(event.get("why", "no reason")))
 
+def hog(event, context):
+    """Holds event['mb'] MiB (every page touched) until the function's timeout, unless killed first."""
+    held = bytearray(event["mb"] << 20)
+    for i in range(0, len(held), 4096):
+        held[i] = 1
+    time.sleep(event.get("hold", 60))
+    return len(held)
+
+def whoami(event, context):
+    """Who the function's credentials say it is, and which of them it was given."""
+    return {"arn": boto3.client("sts").get_caller_identity()["Arn"], "pid": os.getpid(),
+            "access_key_id": os.environ.get("AWS_ACCESS_KEY_ID"),
+            "has": [k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+                    if os.environ.get(k)]}
+
+def aws_call(event, context):
+    """One API call as the function's role: its result, or the SDK's error as the handler sees it."""
+    import botocore.exceptions
+    client = boto3.client(event["service"])
+    try:
+        result = getattr(client, event["op"])(**event.get("args", {}))
+    except botocore.exceptions.ClientError as exc:
+        print(f"{type(exc).__name__}: {exc}")
+        return {"ok": False, "code": exc.response["Error"]["Code"], "message": exc.response["Error"].get("Message", ""),
+                "status": exc.response["ResponseMetadata"]["HTTPStatusCode"], "text": str(exc), "pid": os.getpid()}
+    if hasattr(result.get("Body"), "read"):
+        result["Body"] = result["Body"].read().decode()
+    return {"ok": True, "result": json.loads(json.dumps(result, default=str)), "pid": os.getpid()}
+
 def flaky(event, context):
     """Fails until it has been called event['fail'] times (counted on EFS)."""
     path = os.path.join(os.environ["EFS_MOUNT_PATH"], "flaky-" + event["name"])

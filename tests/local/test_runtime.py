@@ -131,6 +131,16 @@ def test_concurrent_invocations_use_several_warm_workers(cloud, make_function):
     assert stats["environments"] == len(pids) and set(stats["pids"]) == pids
 
 
+def test_an_environment_over_its_memory_size_is_killed(cloud, make_function):
+    fn = make_function("hog", efs=False, memory=128, timeout=60)
+    response, body = invoke(cloud, fn, {"mb": 200})
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Runtime.ExitError"
+    assert body["errorMessage"].endswith("Error: Runtime exited with error: signal: killed")
+    assert any("Status: error\tError Type: Runtime.ExitError" in m for m in log_messages(cloud, fn))
+    assert invoke(cloud, fn, {"mb": 1, "hold": 0})[1] == 1 << 20   # a new environment serves the next call
+
+
 def test_reserved_concurrency_zero_throttles(cloud, make_function):
     fn = make_function("plain", efs=False, reserved=0)
     with pytest.raises(ClientError) as caught:

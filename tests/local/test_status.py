@@ -24,7 +24,8 @@ def test_status_json_includes_the_local_cloud(cloud, cli):
     assert cloud.gateway_url in text.stdout and "cloud.log" in text.stdout
 
 
-def test_status_of_a_stopped_local_cloud_says_so(cli, efsctl_home):
+def stopped_cloud(efsctl_home) -> int:
+    """A local stack whose cloud's process is gone; returns the dead pid."""
     store = StateStore(efsctl_home)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
@@ -34,8 +35,32 @@ def test_status_of_a_stopped_local_cloud_says_so(cli, efsctl_home):
     store.local_dir("default").mkdir(parents=True)
     (store.local_dir("default") / "cloud.json").write_text(json.dumps(record))
     store.save(StackState(stack="default", target="local", region="us-east-1", local=record))
+    return gone.pid
+
+
+def test_status_of_a_stopped_local_cloud_says_so(cli, efsctl_home):
+    pid = stopped_cloud(efsctl_home)
     doc = cli("status", "--json").json()["local_cloud"]
-    assert doc["health"] == "stopped" and f"pid {gone.pid}" in doc["problem"]
+    assert doc["health"] == "stopped" and f"pid {pid}" in doc["problem"]
+
+
+def test_a_stopped_local_clouds_iam_report_comes_from_its_usage_log(cli, efsctl_home):
+    from efsctl.local.fidelity.iam_policy import Decision, Grant
+    from efsctl.local.fidelity.iam_usage import HANDLER, UsageLog
+
+    stopped_cloud(efsctl_home)
+    log = UsageLog(StateStore(efsctl_home).local_dir("default") / "iam-usage.json", clock=lambda: 0.0)
+    grant = Grant("efsctl", "ReadModels", "s3:GetObject", "arn:aws:s3:::b/models/*")
+    log.record(function="efsctl-default-producer", role_arn="arn:aws:iam::1:role/p", principal_arn="p", by=HANDLER,
+               action="s3:GetObject", resource="arn:aws:s3:::b/models/a", decision=Decision(True, "allowed", (grant,)))
+    log.close()
+    iam = cli("status", "--json").json()["iam"]
+    producer = iam["functions"]["efsctl-default-producer"]
+    assert iam["live"] is False and producer["unused"] is None
+    assert [(u["action"], u["count"]) for u in producer["used"]] == [("s3:GetObject", 1)]
+    text = cli("status").stdout
+    assert "(the cloud is not running: grants unknown)" in text
+    assert "used by the handler: s3:GetObject on arn:aws:s3:::b/models/* (1x)" in text
 
 
 def test_status_of_an_aws_stack_has_no_local_section(cli, efsctl_home):

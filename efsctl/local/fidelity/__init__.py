@@ -22,6 +22,8 @@ MODULES = [
     "access_point_ids",       # access point ids of AWS's shape (fsap- + 17 hex)
     "function_filesystems",   # FileSystemConfigs kept, returned and validated
     "bucket_policy",          # bucket-policy conditions evaluated (TLS-only policies)
+    "iam_enforcement",        # role sessions held to their policies; what each role used, recorded
+    "function_config",        # Architectures (and every field efsctl sets) round-trip through updates
     # AWS's rules and delays (issue 8): states follow the profile's timeline (timeline.py)
     "api_calls",              # due transitions applied before each call; optional throttling
     "efs_lifecycle",          # file systems, mount targets, access points creating/deleting
@@ -79,6 +81,11 @@ class PatchContext:
     deferral: Any = None
     data_dir: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    on_stop: list[Callable[[], None]] = field(default_factory=list)   # run when the cloud stops
+
+    def stop(self) -> None:
+        for action in reversed(self.on_stop):
+            action()
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,14 @@ DEFAULT_THROTTLE = ("ThrottlingException", 400, "Rate exceeded")
 def throttle_response(service: str, protocol: str) -> tuple[int, dict[str, str], str]:
     """The HTTP answer ``service`` (speaking ``protocol``) gives a throttled call."""
     code, status, message = THROTTLES.get(service, DEFAULT_THROTTLE)
+    return error_response(service, protocol, code, status, message)
+
+
+def error_response(service: str, protocol: str, code: str, status: int,
+                   message: str) -> tuple[int, dict[str, str], str]:
+    """An error answer in the shape ``protocol`` uses (JSON body, EC2 or query XML, REST XML)."""
+    from xml.sax.saxutils import escape
+
     request_id = str(uuid.uuid4())
     headers = {"status": str(status), "x-amzn-RequestId": request_id}
     if protocol in ("json", "rest-json"):
@@ -45,14 +53,15 @@ def throttle_response(service: str, protocol: str) -> tuple[int, dict[str, str],
     elif protocol == "ec2":
         headers["Content-Type"] = "text/xml"
         body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{code}</Code>'
-                f"<Message>{message}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>")
+                f"<Message>{escape(message)}</Message></Error></Errors><RequestID>{request_id}</RequestID></Response>")
     elif protocol == "query":
         headers["Content-Type"] = "text/xml"
-        body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
+        body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{escape(message)}</Message>"
                 f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>")
     else:
         headers["Content-Type"] = "application/xml"
-        body = f"<Error><Code>{code}</Code><Message>{message}</Message><RequestId>{request_id}</RequestId></Error>"
+        body = (f"<Error><Code>{code}</Code><Message>{escape(message)}</Message>"
+                f"<RequestId>{request_id}</RequestId></Error>")
     return status, headers, body
 
 

@@ -7,7 +7,8 @@ configuration, is created, and released when the function is deleted or leaves t
 changes subnets or groups): at once under ``instant``, after the profile's linger under ``aws``
 (AWS takes up to 20 minutes). Until they are gone, the subnets and security groups cannot be
 deleted (see ``vpc_dependencies``). Lambda deletes them with the function's role; if the role
-is gone by then, they are left ``available`` for their owner to delete, as on AWS.
+is gone by then, they are left ``available`` for their owner to delete, as on AWS. Those calls
+are made with the function's role and recorded for the least-privilege report.
 
 Subnets and security groups are checked when the configuration is set, with Lambda's messages,
 and the function reports the VPC of its subnets (moto says ``vpc-123abc``).
@@ -18,10 +19,13 @@ from __future__ import annotations
 from typing import Any
 
 from efsctl.local.fidelity import Patch, PatchContext, Patcher, Target
+from efsctl.local.fidelity.iam_enforcement import lambda_actions
 from efsctl.local.fidelity.timeline import timeline
 
 ENIS = "_efsctl_enis"
 DESCRIPTION = "AWS Lambda VPC ENI-{name}"
+ATTACH_ACTIONS = ("ec2:DescribeSubnets", "ec2:CreateNetworkInterface", "ec2:DescribeNetworkInterfaces")
+RELEASE_ACTIONS = ("ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface")
 
 
 def network_of(vpc_config: dict[str, Any] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -70,6 +74,8 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
             eni.status = "in-use"
             enis.append(eni.id)
         setattr(fn, ENIS, enis)
+        if enis and lambda_actions(ctx) is not None:
+            lambda_actions(ctx).network(fn, ATTACH_ACTIONS)
 
     def release(fn: Any) -> None:
         enis, role_arn, ec2_backend = list(getattr(fn, ENIS, None) or []), fn.role, ec2(fn)
@@ -79,6 +85,8 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
 
         def gone() -> None:
             role_alive = any(r.arn == role_arn for r in iam_backends[fn.account_id]["aws"].get_roles())
+            if role_alive and lambda_actions(ctx) is not None:
+                role_alive = lambda_actions(ctx).network(fn, RELEASE_ACTIONS)   # may the role still delete them?
             for eni_id in enis:
                 eni = ec2_backend.enis.get(eni_id)
                 if eni is None:

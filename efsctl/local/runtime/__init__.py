@@ -6,6 +6,12 @@ starts one (a cold start: a fresh ``python`` running ``bootstrap.py`` over the z
 ``<data>/functions/<name>/<code sha256>/``), up to the function's concurrency. The function's
 timeout is enforced by killing the environment, which Lambda also discards after a timeout.
 Each invocation writes START, END and REPORT lines around the handler's output.
+
+Each environment holds temporary credentials for the function's execution role (see
+``credentials``), so the handler's calls are held to the role's policies. What Lambda itself
+does with the role (write the logs, mount the file system) is authorised through
+``lambda_actions`` when the local cloud sets it (``fidelity/iam_enforcement``): a role that may
+not write its log stream loses its output, one that may not mount the file system cannot start.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ import zipfile
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from efsctl.local.runtime.credentials import RoleSessions, SessionCredentials, StsAssumeRole
 from efsctl.local.runtime.logs import LogSink, stream_name
 from efsctl.local.runtime.spec import FunctionSpec
 from efsctl.local.runtime.worker import InitFailed, Worker, WorkerDied, WorkerTimeout
@@ -77,6 +84,31 @@ class RuntimeConfig:
     concurrency: int = 10
     idle_seconds: float = 300.0
     python: str = sys.executable
+    role_sessions: bool = True     # each environment gets its role's session credentials
+
+
+class LambdaActions(Protocol):
+    """What Lambda does with a function's role, authorised (the local cloud provides it)."""
+
+    def logs(self, spec: FunctionSpec, group: str, stream: str, new_stream: bool) -> bool:
+        """May Lambda write these lines to ``stream`` (creating it when ``new_stream``)?"""
+
+    def mount(self, spec: FunctionSpec) -> str | None:
+        """None if the role may mount the function's file systems, else why not."""
+
+
+class _AuthorizedSink:
+    """The log sink as one environment writes to it: Lambda writes only what the role allows."""
+
+    def __init__(self, sink: LogSink, spec: FunctionSpec, actions: LambdaActions) -> None:
+        self._sink, self._spec, self._actions = sink, spec, actions
+        self._streams: set[str] = set()
+
+    def write(self, region: str, group: str, stream: str, lines: list[str]) -> None:
+        new = stream not in self._streams
+        if self._actions.logs(self._spec, group, stream, new):
+            self._streams.add(stream)
+            self._sink.write(region, group, stream, lines)
 
 
 class LambdaRuntime:
@@ -87,6 +119,9 @@ class LambdaRuntime:
         self._lock = threading.Lock()
         self._closed = False
         self._extract_lock = threading.Lock()
+        self.sessions = (RoleSessions(StsAssumeRole(config.endpoint_url, config.region, config.credentials))
+                         if config.role_sessions else None)
+        self.lambda_actions: LambdaActions | None = None
 
     # --- public --------------------------------------------------------------------------------
 
@@ -179,7 +214,7 @@ class LambdaRuntime:
                         raise Throttled("the local cloud is stopping")
                     while pool.idle:
                         worker = pool.idle.pop()
-                        if worker.fingerprint == spec.fingerprint and worker.alive:
+                        if worker.fingerprint == spec.fingerprint and worker.alive and worker.lasts(spec.timeout):
                             pool.busy.add(worker)
                             return worker, False
                         pool.count -= 1
@@ -224,11 +259,29 @@ class LambdaRuntime:
         wid = uuid.uuid4().hex[:12]
         tmp_dir = self.config.data_dir / "functions" / spec.name / "tmp" / wid
         stream = stream_name(spec.version)
-        env = self._environment(spec, stream, task_dir, tmp_dir)
-        worker = Worker(spec, env=env, task_dir=task_dir, tmp_dir=tmp_dir, sink=self.sink, stream=stream,
+        refused = self.lambda_actions.mount(spec) if self.lambda_actions is not None and spec.efs else None
+        if refused:
+            raise InitFailed({"errorType": "EFSMountFailureException", "errorMessage": refused, "stackTrace": []}, 0.0)
+        try:
+            credentials = self._credentials(spec)
+        except Exception as exc:  # noqa: BLE001 - STS refused or failed: the environment cannot start
+            raise InitFailed({"errorType": "Runtime.Unknown", "stackTrace": [],
+                              "errorMessage": f"Lambda could not assume the role {spec.role}: {exc}"}, 0.0) from None
+        env = self._environment(spec, stream, task_dir, tmp_dir, credentials)
+        worker = Worker(spec, env=env, task_dir=task_dir, tmp_dir=tmp_dir, sink=self._sink_for(spec), stream=stream,
                         python=self.config.python)
+        worker.expires_at = credentials.expiration if credentials else None
         worker.start()
         return worker
+
+    def _credentials(self, spec: FunctionSpec) -> SessionCredentials | None:
+        """The role's session for a new environment, lasting at least one invocation."""
+        if self.sessions is None or not spec.role:
+            return None
+        return self.sessions.get(spec.role, spec.name, lasting=spec.timeout)
+
+    def _sink_for(self, spec: FunctionSpec) -> Any:
+        return self.sink if self.lambda_actions is None else _AuthorizedSink(self.sink, spec, self.lambda_actions)
 
     def _task_dir(self, spec: FunctionSpec) -> Path:
         """The deployed zip, extracted once per code version (never the source tree)."""
@@ -256,9 +309,11 @@ class LambdaRuntime:
                 raise
         return target
 
-    def _environment(self, spec: FunctionSpec, stream: str, task_dir: Path, tmp_dir: Path) -> dict[str, str]:
+    def _environment(self, spec: FunctionSpec, stream: str, task_dir: Path, tmp_dir: Path,
+                     credentials: SessionCredentials | None = None) -> dict[str, str]:
         """The function's variables, then Lambda's reserved ones (which a function cannot override)."""
         env = {k: _map_mount(v, spec) for k, v in spec.environment}
+        env.pop("AWS_SESSION_TOKEN", None)
         if spec.efs:
             env["EFS_MOUNT_PATH"] = _map_mount(env.get("EFS_MOUNT_PATH", spec.efs[0].local_mount_path), spec)
         creds = self.config.credentials
@@ -287,6 +342,8 @@ class LambdaRuntime:
             "AWS_EC2_METADATA_DISABLED": "true",
             "TMPDIR": str(tmp_dir),
         })
+        if credentials is not None:
+            env.update(credentials.environment())
         return env
 
     # --- one invocation ------------------------------------------------------------------------
@@ -345,7 +402,7 @@ class LambdaRuntime:
                  f"REPORT RequestId: {request_id}\tDuration: {exc.init_ms:.2f} ms\tBilled Duration: "
                  f"{max(1, math.ceil(exc.init_ms))} ms\tMemory Size: {spec.memory_mb} MB\tMax Memory Used: 0 MB\t"
                  f"Status: error\tError Type: {error.get('errorType')}"]
-        self.sink.write(spec.region, spec.log_group, stream, lines)
+        self._sink_for(spec).write(spec.region, spec.log_group, stream, lines)
         return Invocation(request_id, _json(error), error, "error", exc.init_ms, max(1, math.ceil(exc.init_ms)),
                           spec.memory_mb, 0, exc.init_ms, lines)
 

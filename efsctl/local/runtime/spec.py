@@ -14,6 +14,7 @@ class EfsMount:
     access_point_arn: str
     local_mount_path: str   # what AWS mounts, e.g. /mnt/efs
     directory: str          # what we hand to the handler instead
+    file_system_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class FunctionSpec:
     reserved_concurrency: int | None = None
     version: str = "$LATEST"
     efs: tuple[EfsMount, ...] = ()
+    role: str = ""            # the execution role's ARN
 
     @property
     def log_group(self) -> str:
@@ -40,6 +42,6 @@ class FunctionSpec:
     @property
     def fingerprint(self) -> str:
         """Changes whenever a warm environment could no longer serve this configuration."""
-        data = [self.arn, self.handler, self.runtime, self.code_digest, self.timeout, self.memory_mb,
+        data = [self.arn, self.role, self.handler, self.runtime, self.code_digest, self.timeout, self.memory_mb,
                 list(self.environment), [(m.access_point_arn, m.local_mount_path, m.directory) for m in self.efs]]
         return hashlib.sha256(json.dumps(data).encode()).hexdigest()[:16]

@@ -28,6 +28,10 @@ BOOTSTRAP = Path(bootstrap.__file__)
 FRAME = bootstrap.FRAME
 SENTINEL = bootstrap.SENTINEL
 INIT_TIMEOUT = 10.0   # Lambda's limit for the init phase
+MEMORY_POLL = 0.05    # how often a busy environment's memory is checked against its size
+# Lambda's runtime reports a signal as Go prints it ("Runtime exited with error: signal: killed").
+SIGNAL_TEXT = {signal.SIGKILL: "killed", signal.SIGTERM: "terminated", signal.SIGSEGV: "segmentation fault",
+               signal.SIGABRT: "aborted", signal.SIGBUS: "bus error", signal.SIGINT: "interrupt"}
 
 
 class WorkerTimeout(Exception):
@@ -80,6 +84,11 @@ class Worker:
         self.max_rss_kb = 0
         self.last_used = time.monotonic()
         self.invocations = 0
+        self.expires_at: float | None = None   # when its role session credentials run out
+
+    def lasts(self, timeout: float) -> bool:
+        """True if its credentials outlive an invocation starting now (with a minute to spare)."""
+        return self.expires_at is None or self.expires_at - time.time() > timeout + 60.0
 
     @property
     def pid(self) -> int | None:
@@ -175,13 +184,36 @@ class Worker:
             pass
         return self.max_rss_kb
 
+    def anon_rss_kb(self) -> int:
+        """RssAnon of the live process: the memory it holds (file pages it maps are not counted,
+        as Lambda's limit does not count the page cache)."""
+        try:
+            with open(f"/proc/{self.pid}/status", "rb") as fh:
+                for line in fh:
+                    if line.startswith(b"RssAnon:"):
+                        return int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            pass
+        return 0
+
+    def _enforce_memory(self) -> None:
+        """Lambda kills an environment that uses more than the function's memory size."""
+        if self._proc is None or self._proc.poll() is not None:
+            return
+        if self.anon_rss_kb() > self.spec.memory_mb * 1024:
+            self.max_rss_kb = max(self.max_rss_kb, self.peak_rss_kb())
+            try:
+                self._proc.send_signal(signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def exit_detail(self) -> str:
         code = self._proc.poll() if self._proc else None
         if code is None:
             return "unknown"
         if code < 0:
             try:
-                return f"signal: {signal.Signals(-code).name.lower().removeprefix('sig')}"
+                return f"signal: {SIGNAL_TEXT.get(-code) or signal.Signals(-code).name.lower().removeprefix('sig')}"
             except ValueError:
                 return f"signal: {-code}"
         return f"exit status {code}"
@@ -235,9 +267,10 @@ class Worker:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise WorkerTimeout()
-            ready, _, _ = select.select([self._resp_r], [], [], remaining)
+            ready, _, _ = select.select([self._resp_r], [], [], min(remaining, MEMORY_POLL))
             if not ready:
-                raise WorkerTimeout()
+                self._enforce_memory()   # over its size, it is killed: the read below then ends
+                continue
             chunk = os.read(self._resp_r, n)
             if not chunk:
                 if self._proc is not None:
