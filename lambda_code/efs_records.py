@@ -67,7 +67,7 @@ class Refusal:
 
     def public(self) -> dict:
         """The fields the API shows (the key and sequencer are internal)."""
-        doc = {"reason": self.reason, "message": self.message, "etag": self.etag, "refused_at": self.refused_at}
+        doc = {"reason": self.reason, "detail": self.message, "etag": self.etag, "refused_at": self.refused_at}
         for field in ("expected_sha256", "actual_sha256", "size"):
             if getattr(self, field) is not None:
                 doc[field] = getattr(self, field)

@@ -13,19 +13,19 @@ def models(
 ) -> None:
     """List the models on EFS, as the consumer sees them (GET /models)."""
     from efsctl.cli.commands._drive import connect
-    from efsctl.drive.models import fetch_models, table_rows
+    from efsctl.drive.models import fetch_listing, table_columns, table_rows
     from efsctl.drive.target import api_client
 
     app = get_app(ctx, json_out)
     _, aws, target = connect(app)
     with api_client(target, aws) as api:
-        found, truncated = fetch_models(api)
+        listing = fetch_listing(api)
     if json_out:
-        app.console.emit_json({"models": found, **({"truncated": True} if truncated else {})})
+        app.console.emit_json(listing.to_json())
         return
-    if not found:
+    if not listing.models:
         app.console.info("No models on EFS yet. Upload one with `efsctl upload PATH`.")
-        return
-    app.console.table(["name", "size", "sha256", "modified"], table_rows(found))
-    if truncated:
-        app.console.warn(f"The consumer listed only the first {len(found)} models.")
+    else:
+        app.console.table(table_columns(listing.models), table_rows(listing.models))
+    for note in listing.warnings():
+        app.console.warn(note)
