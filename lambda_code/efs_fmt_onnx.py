@@ -167,12 +167,12 @@ def _node_op(cur: Cursor, span: Tuple[int, int]) -> str:
     op_type, domain = "?", ""
     for field, wire, value in _fields(cur, start + length):
         if wire == _LEN and field in (4, 7):
-            text = _string(cur, value, 256) or "?"
+            text = _string(cur, value, 256)
             cur.pos = sum(value)
             if field == 4:
-                op_type = text
+                op_type = text or "?"
             else:
-                domain = text
+                domain = text or ""
     return clip(f"{domain}.{op_type}" if domain and domain != "ai.onnx" else op_type, 64)
 
 

@@ -177,6 +177,13 @@ def _gguf_value(cur: Cursor, vtype: int, wide: bool, depth: int = 0):
     raise Malformed(f"unknown value type {vtype}")
 
 
+def _utf8(raw: bytes, what: str) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise Malformed(f"{what} is not valid UTF-8") from None
+
+
 def gguf(fd: int, size: int, head: bytes) -> Optional[Analysis]:
     """GGUF v1-v3 as gguf-py's GGUFReader and llama.cpp's gguf loader check it: the key/value
     section, then tensor infos (known ggml types, at most 4 dims, unique names), then data at
@@ -204,7 +211,7 @@ def _gguf_sections(cur: Cursor, size: int, wide: bool, result: Analysis) -> None
     result.update(tensors=tensors, keys=keys)
     seen, alignment = set(), GGUF_DEFAULT_ALIGNMENT
     for _ in range(keys):
-        key = _gguf_string(cur, wide).decode("utf-8", "replace")
+        key = _utf8(_gguf_string(cur, wide), "a key")
         if key in seen:
             raise Malformed(f"duplicate key {clip(key, 80)!r}")
         seen.add(key)
@@ -219,6 +226,7 @@ def _gguf_sections(cur: Cursor, size: int, wide: bool, result: Analysis) -> None
     infos, names = [], set()
     for _ in range(tensors):
         name = _gguf_string(cur, wide)
+        _utf8(name, "a tensor name")
         if name in names:
             raise Malformed(f"duplicate tensor {clip(name.decode('utf-8', 'replace'), 80)!r}")
         names.add(name)
