@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pickletools
 import struct
+import warnings
 import zipfile
 from collections import Counter
 from typing import Any, Dict, Optional, Tuple
@@ -101,12 +102,11 @@ class Machine:
     def run(self, source: _Bounded) -> bool:
         """Walk one pickle to its STOP: True; False when the budget ran out first (all valid)."""
         try:
-            for op, arg, _ in pickletools.genops(source):
-                self.ops += 1
-                if self.ops > PICKLE_MAX_OPS:
-                    raise Exhausted("too many opcodes")
-                self.protocol = max(self.protocol, op.proto if op.name != "PROTO" else arg)
-                self._step(op, arg)
+            with warnings.catch_warnings():
+                # genops decodes STRING arguments with codecs.escape_decode, which warns on
+                # hostile escapes; the warning must not become the answer (nor fill the log)
+                warnings.simplefilter("ignore")
+                self._play(source)
         except Exhausted:
             return False
         except (ValueError, UnicodeDecodeError, OverflowError) as exc:  # genops' own complaints
@@ -114,6 +114,14 @@ class Machine:
         if self.stack:
             raise Malformed("the stack is not empty after STOP")
         return True
+
+    def _play(self, source: _Bounded) -> None:
+        for op, arg, _ in pickletools.genops(source):
+            self.ops += 1
+            if self.ops > PICKLE_MAX_OPS:
+                raise Exhausted("too many opcodes")
+            self.protocol = max(self.protocol, op.proto if op.name != "PROTO" else arg)
+            self._step(op, arg)
 
     def _pop_to_mark(self) -> list:
         for index in range(len(self.stack) - 1, -1, -1):
