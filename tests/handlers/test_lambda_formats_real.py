@@ -390,7 +390,7 @@ def _h5_file(path, libver="earliest", members=6, userblock=0):
         f.create_dataset("chunked", data=np.ones((64, 64), dtype=np.float64), chunks=(16, 16), compression="gzip")
 
 
-@pytest.mark.parametrize("libver, members, userblock", [("earliest", 6, 0), ("earliest", 40, 0), ("latest", 6, 0),
+@pytest.mark.parametrize("libver, members, userblock", [("earliest", 6, 0), ("earliest", 40, 0), ("earliest", 700, 0), ("latest", 6, 0),
                                                         ("earliest", 6, 512)])
 def test_hdf5_written_by_h5py(tmp_path, libver, members, userblock):
     path = tmp_path / "model.h5"
