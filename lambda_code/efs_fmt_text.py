@@ -21,6 +21,10 @@ MAX_TOKEN = 16 << 20  # a string this long is carried across chunks; a longer on
 _CONTROL_BYTES = bytes(b for b in range(32) if chr(b) not in "\t\n\r\f\v\b") + b"\x7f"
 _TOKEN = re.compile(rb'[ \t\n\r]*(?:("(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*")'
                     rb"|(-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?)|(true|false|null)|([{}\[\]:,]))")
+# What a token cut by the end of a chunk can look like: the start of a string, number or literal.
+_PARTIAL = re.compile(rb'[ \t\n\r]*(?:"(?:[^"\\\x00-\x1f]|\\.)*\\?|-?[0-9]*(?:\.[0-9]*)?(?:[eE][-+]?[0-9]*)?'
+                      rb"|t(?:ru?)?|f(?:a(?:ls?)?)?|n(?:ul?)?)")
+_NUMBER_TAIL = re.compile(rb"[0-9.eE+-]*")
 _SPACE = re.compile(rb"[ \t\n\r]*")
 _TYPES = {b"{": "object", b"[": "array", b'"': "string"}
 
@@ -44,7 +48,7 @@ class _Json:
             if not self.stack or self.stack[-1] != opener or expect not in ("comma", f"{'key' if opener == b'{' else 'value'}_or_end"):
                 return False
             self.stack.pop()
-            return self._value_done(counted=expect == "comma")
+            return self._value_done()
         if expect in ("key", "key_or_end"):
             if kind != 1:
                 return False
@@ -73,10 +77,10 @@ class _Json:
             return True
         if self.type is None:
             self.type = {1: "string", 2: "number", 3: "literal"}[kind]
-        return self._value_done(counted=True)
+        return self._value_done()
 
-    def _value_done(self, counted: bool) -> bool:
-        if len(self.stack) == 1 and counted:
+    def _value_done(self) -> bool:
+        if len(self.stack) == 1:
             self.members += 1  # a member of the top-level container just ended
         self.expect = "comma" if self.stack else "done"
         return True
@@ -90,23 +94,21 @@ class _Json:
 
 
 def _tokens(machine: _Json, buf: bytes, final: bool) -> Tuple[bool, int]:
-    """Feed the complete tokens of ``buf``: (still JSON, bytes consumed)."""
+    """Feed the complete tokens of ``buf``: (still JSON, bytes consumed). Unless ``final``, the
+    bytes after the last complete token may be the start of one that the next chunk ends."""
     pos, end = 0, len(buf)
     for match in _TOKEN.finditer(buf):
-        if match.start() != pos:
-            return False, pos
-        if match.end() == end and not final:
-            return True, pos  # the last token may continue in the next chunk
+        if match.start() != pos or (match.lastindex == 2 and not final and _NUMBER_TAIL.fullmatch(buf, match.end())):
+            break  # a gap (maybe a cut token), or a number the next chunk may continue ("1.5" + "e-9")
         kind = match.lastindex
         if not machine.token(kind, match.group(kind)):
             return False, pos
         pos = match.end()
-    if pos < end:
-        tail = _SPACE.match(buf, pos).end()
-        if tail < end and (final or end - pos > MAX_TOKEN):
-            return False, pos  # not a token, and not the start of one cut by the chunk's end
-        pos = tail if tail == end else pos
-    return True, pos
+    if _SPACE.fullmatch(buf, pos):
+        return True, end
+    if not final and end - pos <= MAX_TOKEN and _PARTIAL.fullmatch(buf, pos):
+        return True, pos  # carried into the next chunk
+    return False, pos
 
 
 def text(read: Callable[[int, int], bytes], size: int, sample: bytes) -> Optional[Tuple[str, Analysis]]:

@@ -282,11 +282,11 @@ def check_install_target(layout: Layout, name: str) -> str:
     while not os.path.lexists(probe):
         probe = os.path.dirname(probe)
     if not _inside(os.path.realpath(probe), models_real):
-        raise UnsafePath(f"{name!r} resolves outside models/")
+        raise UnsafePath(f"models/{os.path.relpath(probe, layout.models)} is a link out of models/")
     if not os.path.isdir(probe):
-        raise NameConflict(f"{name!r}: {os.path.relpath(probe, layout.models)!r} is a file, not a directory")
+        raise NameConflict(f"models/{os.path.relpath(probe, layout.models)} is a model, not a folder")
     if os.path.isdir(dest) and not os.path.islink(dest):
-        raise NameConflict(f"{name!r} is a directory of other models")
+        raise NameConflict(f"models/{name} is a folder of other models")
     return dest
 
 
@@ -296,7 +296,7 @@ def make_install_target(layout: Layout, name: str) -> str:
     try:
         os.makedirs(os.path.dirname(dest), exist_ok=True)
     except (FileExistsError, NotADirectoryError) as exc:
-        raise NameConflict(f"{name!r}: {exc.strerror}") from None
+        raise NameConflict(f"models/{name}: {exc.strerror}") from None
     return check_install_target(layout, name)
 
 

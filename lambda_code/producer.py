@@ -135,11 +135,17 @@ _SUPERSEDED_CODES = {"PreconditionFailed", "412"}
 
 
 def _model_intact(layout: store.Layout, record: rec.ModelRecord) -> bool:
+    """Whether the installed file is still what the record says (an upload of the same
+    version then copies nothing); a file the consumer found corrupt is not, even if its size
+    and mtime were kept, so that uploading it again repairs it."""
     try:
         st = os.stat(layout.model_path(record.name), follow_symlinks=False)
     except OSError:
         return False
-    return rec.record_matches(record, st)
+    if not rec.record_matches(record, st):
+        return False
+    corruption = rec.read_corruption(layout, record.name)
+    return corruption is None or not corruption.matches(st)
 
 
 def _verdict(layout: store.Layout, ev: ObjectEvent, etag: Optional[str],
@@ -216,8 +222,8 @@ _OUTCOME_LOGS = {
 
 # outcome -> (refusal reason, API message) for the outcomes that refuse an upload
 _REFUSALS = {
-    CONFLICT: (rec.NAME_CONFLICT, "the name clashes with models on EFS: {detail}"),
-    UNSAFE: (rec.UNSAFE_PATH, "the name resolves outside models/ on EFS: {detail}"),
+    CONFLICT: (rec.NAME_CONFLICT, "the name clashes with what is on EFS: {detail}"),
+    UNSAFE: (rec.UNSAFE_PATH, "the name leads outside models/ on EFS: {detail}"),
     INVALID_NAME: (rec.INVALID_NAME, "the name is not a valid model name: {detail}"),
     TOO_LARGE: (rec.TOO_LARGE, "the object is {detail}"),
     NO_SPACE: (rec.NO_SPACE, "the file system is full ({detail}); free space, then upload again"),
@@ -345,7 +351,7 @@ def _install(s3, layout, ev: ObjectEvent, etag, fd: int, tmp: str, sha256: str, 
         except (NameConflict, UnsafePath) as exc:
             return _refuse_locked(layout, ev, etag, CONFLICT if isinstance(exc, NameConflict) else UNSAFE, str(exc))
         except IsADirectoryError:
-            return _refuse_locked(layout, ev, etag, CONFLICT, f"{ev.name!r} is a directory of other models")
+            return _refuse_locked(layout, ev, etag, CONFLICT, f"models/{ev.name} is a folder of other models")
         st = os.stat(dest, follow_symlinks=False)
         store.fsync_dir(os.path.dirname(dest))
         rec.write_record(layout, rec.ModelRecord(

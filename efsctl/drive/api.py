@@ -138,7 +138,7 @@ def _reason(exc: Exception) -> str:
 # 409s: the model is there (or was refused) but not usable as it is; the consumer's message
 # names the model and the hashes, this says what to do.
 _STATE_ERRORS = {
-    "IntegrityError": "Upload the original file again (`efsctl upload PATH --name NAME`) to repair it.",
+    "IntegrityError": "`efsctl upload PATH --name NAME` with the original file replaces it.",
     "UploadRejected": "`efsctl tail-logs --function producer` shows the refusal; fix its cause and upload again.",
     "ModelUnreadable": "Upload the file again (`efsctl upload`) so the producer installs a readable copy.",
     "ModelChanging": "Something rewrote the model while it was read; try again.",

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import asdict, dataclass
+import datetime as dt
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -80,6 +81,7 @@ class UploadResult:
     uploaded_s: float
     etag: str | None = None
     wait: WaitResult | None = None
+    stored_at: float | None = field(default=None, repr=False)  # S3's LastModified (epoch s), not in JSON
 
     @property
     def ok(self) -> bool:
@@ -87,6 +89,7 @@ class UploadResult:
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
+        doc.pop("stored_at")
         doc["uploaded_s"] = round(self.uploaded_s, 3)
         doc["wait"] = self.wait.to_dict() if self.wait else None
         return doc
@@ -154,13 +157,15 @@ def upload_model(aws: Any, target: DriveTarget, path: Path, name: str, *, consol
     console.line("ok", "uploaded", f"s3://{target.bucket}/{key}", uploaded_s)
     head = head_object(aws, target.bucket, key) or {}
     etag = (head.get("ETag") or "").strip('"') or None
+    stored = head.get("LastModified")
     return UploadResult(name=name, key=key, bucket=target.bucket, size=size, sha256=sha256,
-                        uploaded_s=uploaded_s, etag=etag)
+                        uploaded_s=uploaded_s, etag=etag,
+                        stored_at=stored.timestamp() if isinstance(stored, dt.datetime) else None)
 
 
 def wait_on_efs(api: ApiClient, name: str, sha256: str, *, declared_sha256: str | None = None,
-                etag: str | None = None, timeout: float = DEFAULT_TIMEOUT, clock: Clock | None = None,
-                progress: Any = None) -> WaitResult:
+                etag: str | None = None, stored_at: float | None = None, timeout: float = DEFAULT_TIMEOUT,
+                clock: Clock | None = None, progress: Any = None) -> WaitResult:
     """Poll ``GET /models/{name}`` until it reports ``sha256``, or a refusal of this upload.
 
     Returns a :class:`WaitResult`; a producer refusal of this upload or the timeout are
@@ -176,7 +181,7 @@ def wait_on_efs(api: ApiClient, name: str, sha256: str, *, declared_sha256: str 
         except ApiError as exc:
             error = exc.body.get("error") if isinstance(exc.body, dict) else None
             if exc.status == 409 and exc.code == "UploadRejected" and isinstance(error, dict):
-                if refusal_is_ours(error, etag, declared):
+                if refusal_is_ours(error, etag, declared, stored_at):
                     raise refused(name, error, kept=False) from None
                 return Outcome(False, detail="an earlier upload of this name was refused")
             if exc.status == 404:
@@ -186,7 +191,7 @@ def wait_on_efs(api: ApiClient, name: str, sha256: str, *, declared_sha256: str 
         if body.get("sha256") == sha256 and "corrupt" not in body:
             return Outcome(True, body)
         rejected = body.get("rejected")  # an older version stays in place; was the refused one ours?
-        if isinstance(rejected, dict) and refusal_is_ours(rejected, etag, declared):
+        if isinstance(rejected, dict) and refusal_is_ours(rejected, etag, declared, stored_at):
             raise refused(name, rejected, kept=True)
         return Outcome(False, detail="an older version is on EFS")
 
@@ -207,16 +212,31 @@ def wait_on_efs(api: ApiClient, name: str, sha256: str, *, declared_sha256: str 
     return WaitResult(on_efs=True, latency_s=clock.now() - start)
 
 
-def refusal_is_ours(refusal: dict, etag: str | None, declared_sha256: str) -> bool:
+def refusal_is_ours(refusal: dict, etag: str | None, declared_sha256: str, stored_at: float | None = None) -> bool:
     """Whether a refusal the API reports is of this upload, not of an earlier one.
 
     The ETag names the object version the producer refused; without one (the upload's HEAD
-    failed) a checksum refusal is ours when it expected the SHA-256 this upload declared."""
+    failed) a checksum refusal is ours when it expected the SHA-256 this upload declared. The
+    same bytes uploaded again have the same ETag, so a refusal older than the object (S3's
+    LastModified, whole seconds) is an earlier upload's: its cause may be gone (space freed)."""
+    refused_at = _epoch(refusal.get("refused_at"))
+    if stored_at is not None and refused_at is not None and refused_at < int(stored_at):
+        return False
     theirs = refusal.get("etag")
     if etag and isinstance(theirs, str) and theirs:
         return theirs.strip('"') == etag
     expected = refusal.get("expected_sha256")
     return isinstance(expected, str) and expected.lower() == declared_sha256
+
+
+def _epoch(value: Any) -> float | None:
+    """Epoch seconds of an API timestamp (``2025-01-31T12:00:00.123Z``), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def refused(name: str, refusal: dict, kept: bool) -> ProducerRejected:

@@ -107,7 +107,7 @@ def test_error_mapping(api_server, status, body, words):
 
 @pytest.mark.parametrize("code, message, hint", [
     ("IntegrityError", "model 'm' is corrupt on EFS: its bytes hash to b but the producer installed a; upload it "
-     "again to repair it", "Upload the original file again"),
+     "again to repair it", "with the original file replaces it"),
     ("UploadRejected", "the producer refused the latest upload of 'm': the name clashes", "tail-logs"),
     ("ModelUnreadable", "model 'm' exists but the consumer may not read it", "Upload the file again"),
 ])

@@ -113,9 +113,12 @@ def test_cli_upload_wait_waits_for_the_new_checksum(cli, drive_stack, model_file
 
 
 def refusal(reason, etag, detail="why", **extra):
+    import datetime as dt
+
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return (409, {"error": {"code": "UploadRejected", "message": f"the producer refused the latest upload of "
                             f"'resnet.safetensors': {detail}", "reason": reason, "detail": detail, "etag": etag,
-                            "refused_at": "2025-01-31T12:00:00.000Z", **extra}})
+                            "refused_at": now, **extra}})
 
 
 def uploaded_etag(name="resnet.safetensors"):
@@ -162,6 +165,10 @@ def test_a_refusal_is_matched_by_etag_then_by_declared_checksum():
     assert refusal_is_ours({"etag": '"abc"'}, "abc", "d" * 64)
     assert refusal_is_ours({"expected_sha256": "D" * 64}, None, "d" * 64)  # the upload's HEAD failed
     assert not refusal_is_ours({"reason": "name_conflict"}, None, "d" * 64)
+    # the same bytes again (same ETag): a refusal from before this upload was stored is not ours
+    stored = 1738324805.0  # 2025-01-31T12:00:05Z
+    old, new = {"etag": "abc", "refused_at": "2025-01-31T12:00:01.000Z"}, {"etag": "abc", "refused_at": "2025-01-31T12:00:05.300Z"}
+    assert not refusal_is_ours(old, "abc", "d" * 64, stored) and refusal_is_ours(new, "abc", "d" * 64, stored)
 
 
 def test_wait_times_out_with_a_fake_clock(api_server):

@@ -517,14 +517,15 @@ def test_pytorch_zip_tensors_from_data_pkl(tmp_path, fake_torch):
 # =========================================================================== JSON
 
 
-def test_a_tokenizer_json_beyond_the_sample_is_json(tmp_path):
+@pytest.mark.parametrize("indent", [None, 1])
+def test_a_tokenizer_json_beyond_the_sample_is_json(tmp_path, indent):
     vocab = {f"tok{i}\u0120": i for i in range(60_000)}
-    doc = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [{"id": 0, "content": "<s>"}],
+    doc = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [], "special": {},
            "normalizer": {"type": "NFC"}, "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False},
            "post_processor": None, "decoder": {"type": "ByteLevel"},
            "model": {"type": "BPE", "vocab": vocab, "merges": [f"t{i} k{i}" for i in range(30_000)]}}
     path = tmp_path / "tokenizer.json"
-    path.write_text(json.dumps(doc, ensure_ascii=False, indent=1))
+    path.write_text(json.dumps(doc, ensure_ascii=False, indent=indent))  # one line: tokens cut by chunks
     assert path.stat().st_size > analysis.SAMPLE_BYTES
     fmt, result = analyse(path)
     assert (fmt, result["type"], result["keys"]) == ("json", "object", len(json.loads(path.read_text())))
@@ -532,7 +533,8 @@ def test_a_tokenizer_json_beyond_the_sample_is_json(tmp_path):
 
 
 def test_a_large_json_array_counts_its_items(tmp_path):
-    items = [{"id": i, "text": "x" * (i % 50), "score": i / 7} for i in range(30_000)]
+    items = [{"id": i, "text": "x" * (i % 50), "score": i / 7, "tags": [] if i % 3 else {}} for i in range(30_000)]
+    items += [[], {}, "a \\ \" \u00e9 string", -1.5e-7, True, None]
     path = tmp_path / "data.json"
     path.write_text(json.dumps(items))
     fmt, result = analyse(path)
@@ -546,3 +548,43 @@ def test_what_json_refuses_is_text(tmp_path, text):
     with pytest.raises(ValueError):
         json.loads(path.read_text())
     assert analyse(path)[0] == "text"
+
+
+def _random_json(rng: random.Random, depth: int = 0):
+    roll = rng.random()
+    if depth < 4 and roll < 0.3:
+        return {rng.choice(["a", "b", "é", 'q"', "\\", "k" * rng.randint(1, 9)]) + str(i): _random_json(rng, depth + 1)
+                for i in range(rng.randint(0, 4))}
+    if depth < 4 and roll < 0.55:
+        return [_random_json(rng, depth + 1) for _ in range(rng.randint(0, 4))]
+    return rng.choice([0, -1, 10**30, 1.5e-9, -0.0, True, False, None, "", "x\n\t\u2028", "\U0001f600", "a" * 40])
+
+
+def test_the_streaming_json_grammar_agrees_with_json_loads(tmp_path, monkeypatch):
+    """Random documents and damaged ones, cut into tiny chunks so that every kind of token
+    straddles a boundary: valid exactly when json.loads parses it, with the same count."""
+    import efs_fmt_text
+
+    monkeypatch.setattr(efs_fmt_text, "CHUNK", 7)
+    rng = random.Random(1313)
+    path = tmp_path / "doc.json"
+    for case in range(400):
+        top = rng.choice([dict, list])
+        doc = _random_json(rng)
+        doc = doc if isinstance(doc, top) else top() if rng.random() < 0.1 else ({"v": doc} if top is dict else [doc])
+        text = json.dumps(doc, ensure_ascii=rng.random() < 0.5, indent=rng.choice([None, 0, 2]))
+        if rng.random() < 0.4:  # damage it
+            at = rng.randrange(len(text) + 1)
+            text = text[:at] + rng.choice(["", ",", "]", "}", '"', ":", "x", "01", " ", "\\"]) + text[at + 1:]
+        path.write_text(text)
+        try:
+            value = json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+        except (ValueError, RecursionError):
+            value = None
+        fmt, result = analyse(path)
+        if isinstance(value, dict):
+            assert (fmt, result["keys"]) == ("json", len(value)), (case, text)
+        elif isinstance(value, list):
+            assert (fmt, result["items"]) == ("json", len(value)), (case, text)
+        else:
+            assert fmt != "json", (case, text, result)

@@ -77,6 +77,8 @@ def test_only_verify_catches_a_change_that_kept_the_mtime_then_it_sticks(s3, san
     consumer.reset_caches()
     assert predict("m.bin", lambda_context)[0] == 409  # marked corrupt: no longer trusted
     assert "corrupt" in listed(lambda_context)["m.bin"]
+    install(s3, "m.bin", ORIGINAL, sequencer="02")  # same bytes, same ETag: still a repair, not a duplicate
+    assert predict("m.bin", lambda_context, verify=True)[0] == 200 and "corrupt" not in listed(lambda_context)["m.bin"]
 
 
 def test_a_touched_but_intact_model_verifies(s3, sandbox, lambda_context):

@@ -40,7 +40,7 @@ def test_a_name_conflict_is_refused_reported_and_cleared_by_a_later_install(s3, 
     assert status == 409
     error = body["error"]
     assert (error["code"], error["reason"], error["etag"]) == ("UploadRejected", "name_conflict", etag)
-    assert "'clash' is a file, not a directory" in error["message"]
+    assert "the name clashes with what is on EFS: models/clash is a model, not a folder" in error["message"]
     status, body = consumer.handler(api_v2("POST", "/predict", {"model": "clash/inner"}), lambda_context)[
         "statusCode"], None
     assert status == 409

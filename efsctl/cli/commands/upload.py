@@ -44,7 +44,7 @@ def upload(
     if api is not None:
         with api:
             result.wait = wait_on_efs(api, name, result.sha256, declared_sha256=declared_sha256, etag=result.etag,
-                                      timeout=timeout, progress=app.console.progress)
+                                      stored_at=result.stored_at, timeout=timeout, progress=app.console.progress)
         if result.wait.on_efs:
             app.console.line("ok", "on EFS", f"models/{name}, sha256 matches; S3 -> EFS "
                              f"{result.wait.latency_s:.2f} s")
