@@ -70,6 +70,9 @@ def test_highlights():
     assert text == "2 tensors, F32×2, 262,144 parameters, entropy 7.91 bits/byte"
     gguf = analysis_highlights({"version": 3, "tensor_count": 291, "kv_count": 24, "architecture": "llama"})
     assert gguf == "3 version, 291 tensor count, 24 kv count, architecture llama"
+    invalid = analysis_highlights({"header_bytes": 80, "tensors": 1, "valid": False, "error": "invalid offset"})
+    assert invalid == "INVALID: invalid offset, 1 tensors"
+    assert analysis_highlights({"error": "the analysis failed (ValueError)"}) == "not analysed: the analysis failed (ValueError)"
 
 
 def test_cli_predict_summary(cli, drive_stack, api_server):
