@@ -26,6 +26,7 @@ PICKLE_MAX_OPS = 500_000
 MAX_GLOBALS = 16
 MAX_MEMO = 1_000_000
 ZIP_MAX_ENTRIES = 100_000
+ZIP_MAX_DIRECTORY = 64 << 20
 _OPS = {op.code: op for op in pickletools.opcodes}
 _MARK, _SLICE = pickletools.markobject, pickletools.stackslice
 # Opcodes of protocols 0 and 1 that can start a pickle (those that push something).
@@ -287,11 +288,12 @@ def zip_archive(fd: int, size: int, head: bytes) -> Optional[Tuple[str, Analysis
     pickle walked for tensors, an ``.npz`` counts its arrays."""
     if head[:4] not in (b"PK\x03\x04", b"PK\x05\x06"):
         return None
-    entries = _zip_entries(fd, size)
-    if entries is None:
+    declared = _zip_directory(fd, size)
+    if declared is None:
         return None
-    if entries > ZIP_MAX_ENTRIES:
-        return "zip", {"entries": entries}  # its central directory is not read: too many entries
+    entries, directory_bytes = declared
+    if entries > ZIP_MAX_ENTRIES or directory_bytes > ZIP_MAX_DIRECTORY:
+        return "zip", {"entries": entries}  # its central directory is not read: too large
     try:
         with os.fdopen(os.dup(fd), "rb") as f, zipfile.ZipFile(f) as zf:
             infos = zf.infolist()
@@ -327,18 +329,18 @@ def _torch_archive(zf: zipfile.ZipFile, infos, names, pickle_name: str) -> Analy
     return result
 
 
-def _zip_entries(fd: int, size: int) -> Optional[int]:
-    """The entry count an archive's end record declares (zip64's when it defers to it), read
-    before zipfile loads the whole central directory; None when there is no end record."""
+def _zip_directory(fd: int, size: int) -> Optional[Tuple[int, int]]:
+    """(entries, central directory bytes) as the end record declares them (zip64's when it
+    defers to it), read before zipfile loads the whole directory; None without an end record."""
     tail_len = min(size, (1 << 16) + 22)
     tail = pread_exact(fd, tail_len, size - tail_len)
     at = tail.rfind(b"PK\x05\x06")
     if at < 0 or at + 22 > len(tail):
         return None
-    entries = struct.unpack("<H", tail[at + 10:at + 12])[0]
-    if entries == 0xFFFF and at >= 20 and tail[at - 20:at - 16] == b"PK\x06\x07":
+    entries, directory = struct.unpack("<HI", tail[at + 10:at + 16])
+    if (entries == 0xFFFF or directory == 0xFFFFFFFF) and at >= 20 and tail[at - 20:at - 16] == b"PK\x06\x07":
         locator_offset = struct.unpack("<Q", tail[at - 12:at - 4])[0]
         record = pread_exact(fd, 56, locator_offset) if locator_offset < size else b""
         if record[:4] == b"PK\x06\x06" and len(record) == 56:
-            entries = struct.unpack("<Q", record[32:40])[0]
-    return entries
+            entries, directory = struct.unpack("<QQ", record[32:48])
+    return entries, directory

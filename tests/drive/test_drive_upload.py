@@ -7,7 +7,7 @@ import pytest
 
 from efsctl.console import Console
 from efsctl.drive.upload import refusal_is_ours, upload_model, wait_on_efs
-from efsctl.drive.api import ApiClient, ApiError, model_path
+from efsctl.drive.api import ApiClient, model_path
 from efsctl.waits import FakeClock
 
 REGION = "us-east-1"

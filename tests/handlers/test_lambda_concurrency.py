@@ -7,7 +7,6 @@ import hashlib
 import multiprocessing
 import os
 
-import pytest
 
 import efs_records as rec
 import efs_store as store

@@ -7,7 +7,6 @@ import http.client
 import os
 
 import efs_records as rec
-import efs_store as store
 import efs_stream as stream
 import producer
 

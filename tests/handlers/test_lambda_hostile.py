@@ -12,7 +12,6 @@ import pytest
 
 import consumer
 import efs_records as rec
-import efs_store as store
 import producer
 from lambda_events import BUCKET, api_v1, api_v2, put_model, response_json, s3_event, s3_record
 

@@ -10,7 +10,6 @@ import sys
 import pytest
 
 import efs_records as rec
-import efs_store as store
 import producer
 from lambda_events import BUCKET, put_model, s3_event, s3_record
 
