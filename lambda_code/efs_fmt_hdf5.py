@@ -70,6 +70,8 @@ def hdf5(fd: int, size: int, head: bytes) -> Optional[Analysis]:
         walk.visit(root, is_root=True)
     except Malformed as exc:
         result.update(valid=False, error=str(exc))
+    except (IndexError, struct.error):  # a message shorter than its fields (bounds are checked per read)
+        result.update(valid=False, error="a header message is shorter than its fields")
     except RecursionError:
         result.update(valid=False, error="groups nested too deep")
     result.update(walk.summary())
