@@ -20,25 +20,33 @@ from urllib.parse import unquote
 
 import efs_analysis as analysis
 import efs_common as common
+import efs_records as rec
 import efs_store as store
 import efs_stream as stream
-from efs_common import (BadRequest, ChecksumMismatch, HandlerError, InvalidModelName, ModelChanging,
-                        ModelNotFound, PayloadTooLarge, RouteNotFound, UnsafePath)
+from efs_common import (BadRequest, HandlerError, IntegrityError, InvalidModelName, ModelChanging,
+                        ModelNotFound, ModelUnreadable, PayloadTooLarge, RouteNotFound, UnsafePath,
+                        UploadRejected)
 
 MAX_BODY_BYTES = 64 * 1024
 MAX_LISTED = 10_000
 CACHE_ENTRIES = 1024
 
-ERROR_STATUS = {
-    InvalidModelName: 400,
-    BadRequest: 400,
-    ModelNotFound: 404,
-    UnsafePath: 404,
-    RouteNotFound: 404,
-    ChecksumMismatch: 404,
-    ModelChanging: 409,
-    PayloadTooLarge: 413,
+# The one map from what went wrong to the answer: exception -> (HTTP status, log level).
+# A model that is not (yet) there is routine: `upload --wait` polls for it. Anything not in
+# the table is a 500, logged with its traceback: a fault of ours or of AWS, never of the input.
+ERRORS = {
+    InvalidModelName: (400, "WARNING"),
+    BadRequest: (400, "WARNING"),
+    ModelNotFound: (404, "INFO"),
+    UnsafePath: (404, "WARNING"),
+    RouteNotFound: (404, "WARNING"),
+    UploadRejected: (409, "INFO"),      # the producer already logged the refusal as an error
+    IntegrityError: (409, "ERROR"),
+    ModelChanging: (409, "WARNING"),
+    ModelUnreadable: (409, "ERROR"),
+    PayloadTooLarge: (413, "WARNING"),
 }
+UNEXPECTED = (500, "ERROR")
 
 log = common.JsonLogger("consumer")
 _clients: dict = {}
@@ -92,50 +100,60 @@ def _identity(st: os.stat_result) -> Tuple[int, int, int, int]:
 # --------------------------------------------------------------------------- core
 
 
+def _refused(name: str, refusal: rec.Refusal) -> UploadRejected:
+    return UploadRejected(f"the producer refused the latest upload of {name!r}: {refusal.message}",
+                          name=name, **refusal.public())
+
+
 def _open_or_explain(layout: store.Layout, name: str):
-    """open_model, turning "not found" into ChecksumMismatch when the latest upload was rejected."""
+    """open_model, turning "not found" into UploadRejected when the latest upload was refused."""
     try:
         return store.open_model(layout, name)
     except ModelNotFound:
-        rejection = store.read_rejection(layout, name)
-        if rejection is None:
+        refusal = rec.read_refusal(layout, name)
+        if refusal is None:
             raise
-        raise ChecksumMismatch(
-            f"the latest upload of {name!r} was rejected: x-amz-meta-sha256 was "
-            f"{rejection.expected_sha256} but the object's sha256 is {rejection.actual_sha256}") from None
+        raise _refused(name, refusal) from None
 
 
-def _known_sha256(layout: store.Layout, name: str, st: os.stat_result) -> Optional[str]:
-    """The checksum without reading the file: the producer's record, then the warm cache."""
-    record = store.read_record(layout, name)
-    if store.record_matches(record, st):
+def _corrupt(name: str, corruption: rec.Corruption) -> IntegrityError:
+    return IntegrityError(
+        f"model {name!r} is corrupt on EFS: its bytes hash to {corruption.actual_sha256} but the producer "
+        f"installed {corruption.expected_sha256}; upload it again to repair it", name=name, **corruption.public())
+
+
+def _trusted_sha256(record: Optional[rec.ModelRecord], st: os.stat_result) -> Optional[str]:
+    """The producer's checksum, when its record vouches for this very file as it is."""
+    if rec.record_is_for(record, st) and rec.record_matches(record, st):
         return record.sha256
-    known = _cache.get(_identity(st))
-    return known.sha256 if known else None
+    return None
 
 
 def inspect_model(layout: store.Layout, name: str, verify: bool = False) -> Tuple[os.stat_result, Known, bool]:
     """(stat, Known, cached) for a model. ``cached`` is False only when this call read the
-    whole file to hash it: when ``verify`` is set, or no record or cache entry still matches."""
+    whole file to hash it: when ``verify`` is set, or no record or cache entry still matches.
+    A full read that disagrees with the producer's record raises IntegrityError (and marks the
+    model corrupt until it is installed again)."""
     fd, st = _open_or_explain(layout, name)
     try:
         identity = _identity(st)
-        sha256 = None
+        corruption = rec.read_corruption(layout, name)
+        if corruption is not None and corruption.matches(st) and not verify:
+            raise _corrupt(name, corruption)
         if not verify:
             known = _cache_get(identity)
             if known is not None:
                 return st, known, True
-            record = store.read_record(layout, name)
-            sha256 = record.sha256 if store.record_matches(record, st) else None
+        record = rec.read_record(layout, name)
+        sha256 = None if verify else _trusted_sha256(record, st)
         cached = sha256 is not None
         if cached:
-            fmt, details = analysis.analyse(fd, st.st_size)
+            fmt, details = _analyse(fd, st.st_size, name)
         else:
             sha256, (fmt, details) = _hash_and_analyse(fd, st, name)
-            record = store.read_record(layout, name)
-            if store.record_matches(record, st) and record.sha256 != sha256:
-                log.error("model bytes differ from the producer's record", key=name,
-                          sha256=sha256, recorded_sha256=record.sha256)
+            _check_integrity(layout, name, st, sha256, record)
+            if corruption is not None and corruption.matches(st):
+                rec.clear_corruption(layout, name)  # the same file hashes right again
     finally:
         os.close(fd)
     known = Known(sha256=sha256, format=fmt, analysis=details)
@@ -143,12 +161,60 @@ def inspect_model(layout: store.Layout, name: str, verify: bool = False) -> Tupl
     return st, known, cached
 
 
+def _expected(record: Optional[rec.ModelRecord], st: os.stat_result) -> set:
+    if not rec.record_is_for(record, st):
+        return set()  # no record, or one for a file since replaced: nothing to compare with
+    return {v for v in (record.sha256, record.declared_sha256) if v}
+
+
+def _check_integrity(layout: store.Layout, name: str, st: os.stat_result, sha256: str,
+                     record: Optional[rec.ModelRecord]) -> None:
+    """Compare a fresh hash with the producer's record (and the uploader's declared sha256).
+
+    A mismatch is confirmed under the name's lock, which the producer holds while it renames a
+    new version into place and writes its record: a reader that caught that instant sees the
+    new record then, not a corruption."""
+    if not _expected(record, st) - {sha256}:
+        return
+    with store.name_lock(layout, name):
+        record = rec.read_record(layout, name)
+        try:
+            now = os.stat(layout.model_path(name))
+        except OSError:
+            now = None
+        if now is None or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+            raise ModelChanging(f"model {name!r} was replaced while it was being read; retry")
+        expected = _expected(record, st)
+        if not expected - {sha256}:
+            return
+        corruption = rec.Corruption(name=name, ino=st.st_ino, size=st.st_size, mtime_ns=st.st_mtime_ns,
+                                    expected_sha256=record.sha256, actual_sha256=sha256,
+                                    detected_at=common.utc_iso(time.time()))
+        rec.write_corruption(layout, corruption)
+    log.error("model bytes differ from the producer's record: marked corrupt", key=name, sha256=sha256,
+              recorded_sha256=record.sha256, declared_sha256=record.declared_sha256)
+    raise _corrupt(name, corruption)
+
+
 def _hash_and_analyse(fd: int, st: os.stat_result, name: str):
     """One full SHA-256 pass, then the analysis (headers and sample, now in the page cache)."""
     sha256, nbytes = stream.hash_fd(fd)
     if nbytes != st.st_size or _identity(os.fstat(fd)) != _identity(st):
         raise ModelChanging(f"model {name!r} changed while it was being read; retry")
-    return sha256, analysis.analyse(fd, st.st_size)
+    return sha256, _analyse(fd, st.st_size, name)
+
+
+def _analyse(fd: int, size: int, name: str) -> Tuple[str, Dict[str, Any]]:
+    """The content analysis, or, if it fails (a bug of ours on some file), a result without it:
+    a prediction never fails because a header could not be understood."""
+    try:
+        fmt, details = analysis.analyse(fd, size)
+        json.dumps(details, allow_nan=False)  # what the response will do; never let it fail there
+        return fmt, details
+    except (MemoryError, RecursionError, Exception) as exc:  # noqa: B014 - both named on purpose
+        log.error("analysis failed; answering without it", key=name, error=type(exc).__name__,
+                  detail=str(exc)[:300], traceback=traceback.format_exc(limit=8))
+        return "unknown", {"error": f"the analysis failed ({type(exc).__name__}); the file was not analysed"}
 
 
 def predict(layout: store.Layout, config: common.Config, name: str, verify: bool, request_id: str,
@@ -182,30 +248,50 @@ def _modified(st: os.stat_result) -> str:
     return common.utc_iso(st.st_mtime_ns / 1e9)
 
 
+def _entry(layout: store.Layout, name: str, st: os.stat_result, index: Optional[set] = None) -> Dict[str, Any]:
+    """A model as the listing shows it; ``index`` (the meta directory's names) saves opening
+    records that do not exist."""
+    def has(cls) -> bool:
+        return index is None or rec.has(index, layout, name, cls)
+
+    record = rec.read_record(layout, name) if has(rec.ModelRecord) else None
+    sha256 = _trusted_sha256(record, st)
+    if sha256 is None:
+        known = _cache.get(_identity(st))
+        sha256 = known.sha256 if known else None
+    obj: Dict[str, Any] = {"name": name, "size": st.st_size, "sha256": sha256, "modified": _modified(st)}
+    corruption = rec.read_corruption(layout, name) if has(rec.Corruption) else None
+    if corruption is not None and corruption.matches(st):
+        obj["sha256"] = corruption.actual_sha256
+        obj["corrupt"] = corruption.public()
+    refusal = rec.read_refusal(layout, name) if has(rec.Refusal) else None
+    if refusal is not None:
+        obj["rejected"] = refusal.public()
+    return obj
+
+
 def describe_model(layout: store.Layout, name: str) -> Dict[str, Any]:
     """name, size, sha256 (null when unknown without a full read), modified; plus ``rejected``
-    when a later upload of this name was rejected while this version stays in place."""
+    when a later upload of this name was refused while this version stays in place, and
+    ``corrupt`` when its bytes were found changed since the producer installed it."""
     fd, st = _open_or_explain(layout, name)
     os.close(fd)
-    obj: Dict[str, Any] = {"name": name, "size": st.st_size, "sha256": _known_sha256(layout, name, st),
-                           "modified": _modified(st)}
-    rejection = store.read_rejection(layout, name)
-    if rejection is not None:
-        obj["rejected"] = {"expected_sha256": rejection.expected_sha256,
-                           "actual_sha256": rejection.actual_sha256, "rejected_at": rejection.rejected_at}
-    return obj
+    return _entry(layout, name, st)
 
 
 def list_models(layout: store.Layout, limit: Optional[int] = None) -> Dict[str, Any]:
     """Every model with its size, sha256 (when known without reading) and mtime; at most
-    MAX_LISTED of them (then ``truncated`` is set) to stay far below Lambda's 6 MB response."""
+    MAX_LISTED of them (then ``truncated`` is set) to stay far below Lambda's 6 MB response.
+    ``orphaned`` counts the temporary files that killed copies left on EFS, if any."""
     limit = MAX_LISTED if limit is None else limit
     found = list(store.iter_models(layout, limit + 1))
-    models = [{"name": name, "size": st.st_size, "sha256": _known_sha256(layout, name, st),
-               "modified": _modified(st)} for name, st in found[:limit]]
-    result: Dict[str, Any] = {"models": models}
+    index = rec.meta_index(layout)
+    result: Dict[str, Any] = {"models": [_entry(layout, name, st, index) for name, st in found[:limit]]}
     if len(found) > limit:
         result["truncated"] = True
+    files, nbytes = store.orphaned_temps(layout)
+    if files:
+        result["orphaned"] = {"files": files, "bytes": nbytes}
     return result
 
 
@@ -321,7 +407,14 @@ def _route_list(request: Request, layout, config, request_id, started) -> Tuple[
 def _route_describe(request: Request, layout, config, request_id, started) -> Tuple[int, bytes]:
     if request.name is None:
         raise BadRequest("a model name is required")
-    name = common.validate_model_name(request.name)
+    try:
+        name = common.validate_model_name(request.name)
+    except InvalidModelName:
+        # an upload under a name that breaks the rules was refused: say so rather than only "invalid"
+        refusal = rec.read_refusal(layout, request.name) if len(request.name) <= 2048 else None
+        if refusal is None:
+            raise
+        raise _refused(request.name, refusal) from None
     return 200, json.dumps(describe_model(layout, name)).encode()
 
 
@@ -332,15 +425,19 @@ ROUTES = {
 }
 
 
-def _status_for(exc: HandlerError) -> int:
+def classify(exc: BaseException) -> Tuple[int, str]:
+    """(HTTP status, log level) for an exception, from ERRORS (most specific class first)."""
     for cls in type(exc).__mro__:
-        if cls in ERROR_STATUS:
-            return ERROR_STATUS[cls]
-    return 500
+        if cls in ERRORS:
+            return ERRORS[cls]
+    return UNEXPECTED
 
 
-def _error_body(code: str, message: str) -> bytes:
-    return json.dumps({"error": {"code": code, "message": message}}).encode()
+def _error_body(code: str, message: str, details: Optional[dict] = None) -> bytes:
+    error = {"code": code, "message": message}
+    for key, value in (details or {}).items():
+        error.setdefault(key, value)
+    return json.dumps({"error": error}).encode()
 
 
 def _response(status: int, body: bytes) -> Dict[str, Any]:
@@ -351,7 +448,6 @@ def _response(status: int, body: bytes) -> Dict[str, Any]:
 def _prepare(layout: store.Layout) -> None:
     if layout.root not in _prepared:
         layout.ensure()
-        store.sweep_temps(layout)
         _prepared.add(layout.root)
 
 
@@ -371,15 +467,15 @@ def handler(event, context):
         layout = store.Layout(config.mount)
         _prepare(layout)
         status, body = action(request, layout, config, request_id, started)
-    except HandlerError as exc:
-        status = _status_for(exc)
-        body = _error_body(exc.code, str(exc))
-        log.warning("request refused", route=route, status=status, error=exc.code, detail=str(exc)[:300])
     except Exception as exc:
-        status = 500
-        body = _error_body("InternalError", f"internal error; request id {request_id}")
-        log.error("unhandled error", route=route, error=type(exc).__name__, detail=str(exc)[:500],
-                  traceback=traceback.format_exc(limit=8))
+        status, level = classify(exc)
+        if isinstance(exc, HandlerError) and status != UNEXPECTED[0]:
+            body = _error_body(exc.code, str(exc), exc.details)
+            log.log(level, "request refused", route=route, status=status, error=exc.code, detail=str(exc)[:300])
+        else:
+            body = _error_body("InternalError", f"internal error; request id {request_id}")
+            log.log(level, "unhandled error", route=route, error=type(exc).__name__, detail=str(exc)[:500],
+                    traceback=traceback.format_exc(limit=8))
     log.info("request done", route=route, status=status,
              duration_ms=round((time.perf_counter() - started) * 1000, 3))
     return _response(status, body)

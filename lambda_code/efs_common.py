@@ -44,9 +44,15 @@ class Config:
 
 
 class HandlerError(Exception):
-    """An expected failure with a stable machine-readable code (mapped to HTTP by the consumer)."""
+    """An expected failure with a stable machine-readable code (mapped to HTTP by the consumer).
+
+    ``details`` are extra JSON-safe fields for the error object of the response."""
 
     code = "InternalError"
+
+    def __init__(self, message: str = "", /, **details: Any):
+        super().__init__(message)
+        self.details = details
 
 
 class BadRequest(HandlerError):
@@ -69,10 +75,17 @@ class RouteNotFound(HandlerError):
     code = "RouteNotFound"
 
 
-class ChecksumMismatch(HandlerError):
-    """The latest upload of a model was rejected: its bytes did not match x-amz-meta-sha256."""
+class UploadRejected(HandlerError):
+    """No model is on EFS under the name and the producer refused its latest upload
+    (checksum mismatch, name conflict, size limit, access denied...)."""
 
-    code = "ChecksumMismatch"
+    code = "UploadRejected"
+
+
+class IntegrityError(HandlerError):
+    """The model's bytes on EFS no longer hash to what the producer recorded at install."""
+
+    code = "IntegrityError"
 
 
 class NameConflict(HandlerError):
@@ -91,6 +104,12 @@ class ModelChanging(HandlerError):
     """The model file changed in place while it was being read (nothing we write does that)."""
 
     code = "ModelChanging"
+
+
+class ModelUnreadable(HandlerError):
+    """The model file exists but this function may not read it (its mode or owner was changed)."""
+
+    code = "ModelUnreadable"
 
 
 # --------------------------------------------------------------------------- model names

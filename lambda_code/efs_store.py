@@ -5,13 +5,17 @@
     <mount>/models/<name>                   complete models only; the producer renames into place
     <mount>/outputs/<unique>.json           one result per prediction
     <mount>/.efsctl/tmp/                    temporary files (same file system: rename is atomic)
-    <mount>/.efsctl/meta/<h>.json           record of the installed model (h = sha256 of the name)
-    <mount>/.efsctl/meta/<h>.rejected.json  the latest upload of <name>, rejected on checksum
+    <mount>/.efsctl/meta/<h>.*.json         records about the name (see efs_records)
     <mount>/.efsctl/locks/<h>.lock          fcntl lock serialising installs of one name
 
 Records are keyed by a hash of the name so their paths stay short whatever the name, and carry
 the name itself. EFS gives close-to-open consistency, so every visible file is written to a
 temporary file first and renamed.
+
+A temporary file names its owner by an ``flock`` its writer holds from creation until the file
+is renamed or removed. The lock dies with the writer's process (locally) or its NFS client
+(EFS, once the lock's lease lapses), so a temp whose lock can be taken is an orphan: its copy
+was killed (kill -9, out of memory, a Lambda timeout). ``sweep_temps`` removes those.
 """
 
 from __future__ import annotations
@@ -19,20 +23,24 @@ from __future__ import annotations
 import errno
 import fcntl
 import hashlib
-import json
 import os
 import secrets
 import stat
 import threading
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from typing import Iterator, Optional, Tuple
 
-from efs_common import ModelNotFound, NameConflict, UnsafePath, validate_model_name
+from efs_common import ModelNotFound, ModelUnreadable, NameConflict, UnsafePath, validate_model_name
 
 STATE_DIR = ".efsctl"
-TEMP_MAX_AGE_S = 3600  # Lambda runs at most 900 s: an hour-old temp file has no writer left
+# No Lambda invocation lives longer than 900 s (the service's maximum timeout); a minute more
+# covers clock skew between the NFS server's mtimes and ours. An older temp has no writer left,
+# even if its lock were somehow still held.
+TEMP_MAX_AGE_S = 900 + 60
+# A writer creates its temp and then locks it; a temp younger than this may be in that instant.
+TEMP_LOCK_GRACE_S = 2.0
+SWEEP_LIMIT = 1000
 
 
 class Layout:
@@ -53,25 +61,137 @@ class Layout:
 
     @staticmethod
     def name_key(name: str) -> str:
-        return hashlib.sha256(name.encode("utf-8")).hexdigest()
+        return hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()
 
     def model_path(self, name: str) -> str:
         return os.path.join(self.models, validate_model_name(name))
 
-    def meta_path(self, name: str) -> str:
-        return os.path.join(self.meta, self.name_key(name) + ".json")
+    def meta_file(self, name: str, kind: str) -> str:
+        """``.efsctl/meta/<h><kind>.json``: kind "" is the install record."""
+        return os.path.join(self.meta, self.name_key(name) + kind + ".json")
 
-    def rejected_path(self, name: str) -> str:
-        return os.path.join(self.meta, self.name_key(name) + ".rejected.json")
+    def meta_path(self, name: str) -> str:
+        return self.meta_file(name, "")
 
     def lock_path(self, name: str) -> str:
         return os.path.join(self.locks, self.name_key(name) + ".lock")
 
     def create_temp(self, tag: str, extra_flags: int = 0) -> Tuple[int, str]:
-        """A new, exclusive temporary file under the state directory: (fd, path)."""
+        """A new, exclusive temporary file under the state directory, locked by this process
+        until ``commit_temp`` or ``discard_temp``: (fd, path)."""
         path = os.path.join(self.tmp, f"{tag}.{os.getpid()}.{secrets.token_hex(8)}.tmp")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | extra_flags
-        return os.open(path, flags, 0o644), path
+        fd = os.open(path, flags, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a sweeper's probe holds it an instant
+        except BaseException:
+            os.close(fd)
+            unlink_quietly(path)
+            raise
+        with _live_guard:
+            _live_temps.add(path)
+        return fd, path
+
+
+# --------------------------------------------------------------------------- temporary files
+
+# Temps this process writes. Over NFS, flock is emulated with POSIX record locks, which belong
+# to the process: a probe from another thread of the writer's own process would succeed (and
+# closing the probe's descriptor would drop the writer's lock), so the sweep skips these.
+_live_temps: set = set()
+_live_guard = threading.Lock()
+
+
+def _forget_temp(path: str) -> None:
+    with _live_guard:
+        _live_temps.discard(path)
+
+
+def commit_temp(fd: int, path: str, dest: str) -> None:
+    """Rename a temp into place, then release it. The lock is held until after the rename,
+    so the temp is never unowned while it still has its temporary name. If the rename
+    fails, the caller still owns ``fd`` and the temp (and discards them)."""
+    os.replace(path, dest)
+    _forget_temp(path)
+    try:
+        os.close(fd)
+    except OSError:
+        pass  # the bytes were fsynced before the rename; a late NFS close error changes nothing
+
+
+def discard_temp(fd: Optional[int], path: str) -> None:
+    """Remove a temp (rejected, superseded or failed copy), then release it."""
+    unlink_quietly(path)
+    _forget_temp(path)
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _orphan_size(entry: os.DirEntry, now: float) -> Optional[Tuple[int, Optional[int]]]:
+    """(size, fd holding its lock or None) when no live copy owns the temp ``entry``, else None."""
+    if entry.path in _live_temps:
+        return None
+    try:
+        st = entry.stat(follow_symlinks=False)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    age = now - st.st_mtime
+    if age > TEMP_MAX_AGE_S:
+        return st.st_size, None
+    if age < TEMP_LOCK_GRACE_S:
+        return None
+    flags = os.O_WRONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(entry.path, flags)  # write access: NFS grants exclusive locks only to writers
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None  # a live writer holds it (or the lock cannot be probed: assume live)
+    return st.st_size, fd
+
+
+def _scan_temps(layout: Layout, now: Optional[float], limit: int, remove: bool) -> Tuple[int, int]:
+    now = time.time() if now is None else now
+    files = total = 0
+    try:
+        with os.scandir(layout.tmp) as it:
+            entries = [entry for _, entry in zip(range(limit), it)]
+    except (FileNotFoundError, NotADirectoryError, PermissionError):
+        return 0, 0
+    for entry in entries:
+        found = _orphan_size(entry, now)
+        if found is None:
+            continue
+        size, fd = found
+        try:
+            if remove:
+                unlink_quietly(entry.path)  # still holding its lock: no writer can appear meanwhile
+        except OSError:
+            continue
+        finally:
+            if fd is not None:
+                os.close(fd)
+        files += 1
+        total += size
+    return files, total
+
+
+def sweep_temps(layout: Layout, now: Optional[float] = None, limit: int = SWEEP_LIMIT) -> Tuple[int, int]:
+    """Remove temporary files that no live copy owns: (files, bytes) removed."""
+    return _scan_temps(layout, now, limit, remove=True)
+
+
+def orphaned_temps(layout: Layout, now: Optional[float] = None, limit: int = SWEEP_LIMIT) -> Tuple[int, int]:
+    """(files, bytes) of temporary files that no live copy owns, left in place."""
+    return _scan_temps(layout, now, limit, remove=False)
 
 
 # --------------------------------------------------------------------------- atomic writes
@@ -109,35 +229,13 @@ def write_atomic(layout: Layout, dest: str, data: bytes, fsync: bool = True) -> 
     """Write ``data`` to ``dest`` so readers see the old file or the new one, never a part."""
     fd, tmp = layout.create_temp("w")
     try:
-        try:
-            _write_all(fd, data)
-            if fsync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, dest)
+        _write_all(fd, data)
+        if fsync:
+            os.fsync(fd)
+        commit_temp(fd, tmp, dest)
     except BaseException:
-        unlink_quietly(tmp)
+        discard_temp(fd, tmp)
         raise
-
-
-def sweep_temps(layout: Layout, now: Optional[float] = None, max_age_s: float = TEMP_MAX_AGE_S,
-                limit: int = 1000) -> int:
-    """Delete temporary files left by killed invocations; returns how many were removed."""
-    now = time.time() if now is None else now
-    removed = 0
-    try:
-        entries = list(os.scandir(layout.tmp))[:limit]
-    except FileNotFoundError:
-        return 0
-    for entry in entries:
-        try:
-            if entry.is_file(follow_symlinks=False) and now - entry.stat(follow_symlinks=False).st_mtime > max_age_s:
-                os.unlink(entry.path)
-                removed += 1
-        except FileNotFoundError:
-            continue
-    return removed
 
 
 # --------------------------------------------------------------------------- per-name lock
@@ -164,86 +262,6 @@ def name_lock(layout: Layout, name: str) -> Iterator[None]:
             os.close(fd)  # closing releases the record lock
 
 
-# --------------------------------------------------------------------------- records
-
-
-@dataclass
-class ModelRecord:
-    """What the producer installed under a name."""
-
-    name: str
-    key: str
-    size: int
-    sha256: str
-    etag: Optional[str]
-    sequencer: Optional[str]
-    mtime_ns: int
-    installed_at: str
-
-
-@dataclass
-class Rejection:
-    """The latest upload of a name whose bytes did not match its x-amz-meta-sha256."""
-
-    name: str
-    key: str
-    etag: Optional[str]
-    sequencer: Optional[str]
-    expected_sha256: str
-    actual_sha256: str
-    size: int
-    rejected_at: str
-
-
-def _read_json(path: str) -> Optional[dict]:
-    try:
-        with open(path, "rb") as f:
-            data = json.loads(f.read(1 << 20))
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except (OSError, ValueError):
-        return None  # a damaged record is treated as absent: the model gets re-hashed
-    return data if isinstance(data, dict) else None
-
-
-def _load(cls, data: Optional[dict], name: str):
-    if data is None or data.get("name") != name:
-        return None
-    try:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
-    except (KeyError, TypeError):
-        return None
-
-
-def read_record(layout: Layout, name: str) -> Optional[ModelRecord]:
-    record = _load(ModelRecord, _read_json(layout.meta_path(name)), name)
-    if record is not None and not (isinstance(record.size, int) and isinstance(record.mtime_ns, int)
-                                   and isinstance(record.sha256, str)):
-        return None
-    return record
-
-
-def write_record(layout: Layout, record: ModelRecord) -> None:
-    write_atomic(layout, layout.meta_path(record.name), json.dumps(asdict(record)).encode())
-
-
-def read_rejection(layout: Layout, name: str) -> Optional[Rejection]:
-    return _load(Rejection, _read_json(layout.rejected_path(name)), name)
-
-
-def write_rejection(layout: Layout, rejection: Rejection) -> None:
-    write_atomic(layout, layout.rejected_path(rejection.name), json.dumps(asdict(rejection)).encode())
-
-
-def clear_rejection(layout: Layout, name: str) -> None:
-    unlink_quietly(layout.rejected_path(name))
-
-
-def record_matches(record: Optional[ModelRecord], st: os.stat_result) -> bool:
-    """A record describes a file only while its size and mtime (ns) are unchanged."""
-    return record is not None and record.size == st.st_size and record.mtime_ns == st.st_mtime_ns
-
-
 # --------------------------------------------------------------------------- safe paths
 
 
@@ -264,11 +282,11 @@ def check_install_target(layout: Layout, name: str) -> str:
     while not os.path.lexists(probe):
         probe = os.path.dirname(probe)
     if not _inside(os.path.realpath(probe), models_real):
-        raise UnsafePath(f"{name!r} resolves outside models/")
+        raise UnsafePath(f"models/{os.path.relpath(probe, layout.models)} is a link out of models/")
     if not os.path.isdir(probe):
-        raise NameConflict(f"{name!r}: {os.path.relpath(probe, layout.models)!r} is a file, not a directory")
+        raise NameConflict(f"models/{os.path.relpath(probe, layout.models)} is a model, not a folder")
     if os.path.isdir(dest) and not os.path.islink(dest):
-        raise NameConflict(f"{name!r} is a directory of other models")
+        raise NameConflict(f"models/{name} is a folder of other models")
     return dest
 
 
@@ -278,7 +296,7 @@ def make_install_target(layout: Layout, name: str) -> str:
     try:
         os.makedirs(os.path.dirname(dest), exist_ok=True)
     except (FileExistsError, NotADirectoryError) as exc:
-        raise NameConflict(f"{name!r}: {exc.strerror}") from None
+        raise NameConflict(f"models/{name}: {exc.strerror}") from None
     return check_install_target(layout, name)
 
 
@@ -299,6 +317,9 @@ def open_model(layout: Layout, name: str) -> Tuple[int, os.stat_result]:
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EISDIR):
             raise ModelNotFound(f"model {name!r} not found") from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise ModelUnreadable(f"model {name!r} exists but the consumer may not read it "
+                                  "(its permissions were changed on EFS); upload it again") from None
         raise
     st = os.fstat(fd)
     if not stat.S_ISREG(st.st_mode):

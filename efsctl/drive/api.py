@@ -135,6 +135,16 @@ def _reason(exc: Exception) -> str:
     return text.split(": ", 1)[-1][:160]
 
 
+# 409s: the model is there (or was refused) but not usable as it is; the consumer's message
+# names the model and the hashes, this says what to do.
+_STATE_ERRORS = {
+    "IntegrityError": "`efsctl upload PATH --name NAME` with the original file replaces it.",
+    "UploadRejected": "`efsctl tail-logs --function producer` shows the refusal; fix its cause and upload again.",
+    "ModelUnreadable": "Upload the file again (`efsctl upload`) so the producer installs a readable copy.",
+    "ModelChanging": "Something rewrote the model while it was read; try again.",
+}
+
+
 def error_for(status: int, body: Any, method: str, path: str, raw: bytes = b"") -> ApiError:
     """The :class:`ApiError` for a non-2xx answer: the API's ``{"error": {"code","message"}}``
     when it sent one, API Gateway's ``{"message": ...}`` otherwise."""
@@ -154,9 +164,8 @@ def error_for(status: int, body: Any, method: str, path: str, raw: bytes = b"") 
             f"The API refused the request (403 {message}): it did not accept the request's signature.",
             "Check that your AWS credentials belong to the stack's account and allow execute-api:Invoke "
             "(for a local stack, run `efsctl up --local` again).", **kwargs)
-    if status == 404 and code == "ChecksumMismatch":
-        return ApiError(f"The producer rejected the model: {message}.",
-                        "Upload the file again (`efsctl upload`); its SHA-256 did not match.", **kwargs)
+    if status == 409 and code in _STATE_ERRORS:
+        return ApiError(f"{message[:1].upper()}{message[1:]}.", _STATE_ERRORS[code], **kwargs)
     if status == 404:
         if code == "NotFound":
             text = message if "not found" in message.lower() else f"Not found: {message}"

@@ -122,7 +122,7 @@ def run_demo(stack: DemoStack, console: Any, workdir: Path, *, keep: bool = Fals
              clock: Clock | None = None, logs_timeout: float = 15.0) -> DemoRun:
     from efsctl.aws.logs_tail import LogsReader
     from efsctl.drive.logs import read_window, render
-    from efsctl.drive.models import list_models, table_rows
+    from efsctl.drive.models import list_models, table_columns, table_rows
     from efsctl.drive.predict import predict_once, summary_rows
     from efsctl.drive.target import api_client
     from efsctl.drive.upload import upload_model, wait_on_efs
@@ -169,7 +169,7 @@ def run_demo(stack: DemoStack, console: Any, workdir: Path, *, keep: bool = Fals
         aws, target = facts["aws"], facts["target"]
         with api_client(target, aws) as api:
             found = list_models(api)
-        console.table(["name", "size", "sha256", "modified"], table_rows(found))
+        console.table(table_columns(found), table_rows(found))
         if SAMPLE_NAME not in {m.get("name") for m in found}:
             raise EfsctlError(f"GET /models does not list {SAMPLE_NAME}.")
         return f"{len(found)} model(s) on EFS"

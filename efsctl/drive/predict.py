@@ -103,8 +103,10 @@ def analysis_highlights(analysis: Any) -> str:
     if not isinstance(analysis, dict):
         return ""
     parts: list[str] = []
+    if analysis.get("valid") is False or (analysis.get("error") and "valid" not in analysis):
+        parts.append(f"{'INVALID' if analysis.get('valid') is False else 'not analysed'}: {analysis.get('error')}")
     for key, value in analysis.items():
-        if key in HIGHLIGHT_SKIP or value is None or value == {} or value == []:
+        if key in HIGHLIGHT_SKIP or key in ("valid", "error") or value is None or value == {} or value == []:
             continue
         if key == "dtypes" and isinstance(value, dict):
             parts.append(", ".join(f"{k}×{v}" for k, v in value.items()))

@@ -3,15 +3,17 @@
 The file's SHA-256 is computed in one streamed pass and sent as ``x-amz-meta-sha256``; the
 producer verifies it while copying to EFS. Waiting polls ``GET /models/{name}`` until the
 consumer sees the same checksum, which is the end-to-end proof that the model arrived, and
-measures the S3 -> EFS latency (to within one poll interval).
+measures the S3 -> EFS latency (to within one poll interval). When the producer refuses the
+upload (checksum, name conflict, size, access), the API answers 409 ``UploadRejected`` with
+the refused object's ETag: the wait ends at the next poll if that ETag is this upload's.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import time
-from dataclasses import asdict, dataclass
+import datetime as dt
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,13 +27,26 @@ from efsctl.waits import Clock, Outcome, Poll, wait_until
 HASH_CHUNK = 1024 * 1024
 DEFAULT_TIMEOUT = 300.0
 WAIT_POLL = Poll(floor=0.1, ceiling=2.0, fraction=0.1)
-_HEX64 = re.compile(r"\b[0-9a-f]{64}\b")
-# "x-amz-meta-sha256 was <hex> but the object's sha256 is <hex>", or "expected <hex>, got <hex>"
-_EXPECTED = re.compile(r"(?:expected|x-amz-meta-sha256)(?:\s+sha256)?(?:\s+was)?\W+([0-9a-f]{64})", re.IGNORECASE)
+
+# What to do about each kind of refusal (the producer's ``reason``).
+REFUSAL_HINTS = {
+    "checksum_mismatch": "The file's SHA-256 did not match the one declared at upload; upload it again.",
+    "name_conflict": "A model and a folder of models cannot share a name: pick another --name.",
+    "unsafe_path": "A folder on EFS on the way to that name is a link out of models/: pick another --name.",
+    "invalid_name": "Pick a name that follows the rules (see `efsctl upload --help`).",
+    "too_large": "The model is larger than the producer accepts (MAX_MODEL_BYTES, or EFS's 47.9 TiB).",
+    "no_space": "Free space on the file system, then upload again.",
+    "access_denied": "The producer could not read the object from S3: check its role's s3:GetObject on "
+                     "models/* and the bucket's key policy (`efsctl up` restores the stack's), then upload again.",
+}
 
 
 class ProducerRejected(EfsctlError):
-    """The producer refused the uploaded object (its SHA-256 did not match the declared one)."""
+    """The producer refused the uploaded object (see ``reason``)."""
+
+    def __init__(self, message: str, hint: str | None = None, reason: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.reason = reason
 
 
 @dataclass
@@ -41,11 +56,14 @@ class WaitResult:
     rejected: bool = False
     timed_out: bool = False
     error: str | None = None
+    reason: str | None = None
+    hint: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         doc = {"on_efs": self.on_efs, "latency_s": None if self.latency_s is None else round(self.latency_s, 3)}
         if self.rejected:
             doc["rejected"] = True
+            doc["reason"] = self.reason
         if self.timed_out:
             doc["timed_out"] = True
         if self.error:
@@ -61,7 +79,9 @@ class UploadResult:
     size: int
     sha256: str
     uploaded_s: float
+    etag: str | None = None
     wait: WaitResult | None = None
+    stored_at: float | None = field(default=None, repr=False)  # S3's LastModified (epoch s), not in JSON
 
     @property
     def ok(self) -> bool:
@@ -69,6 +89,7 @@ class UploadResult:
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
+        doc.pop("stored_at")
         doc["uploaded_s"] = round(self.uploaded_s, 3)
         doc["wait"] = self.wait.to_dict() if self.wait else None
         return doc
@@ -117,9 +138,10 @@ def upload_model(aws: Any, target: DriveTarget, path: Path, name: str, *, consol
     """Hash ``path`` and upload it to ``s3://<bucket>/models/<name>`` (no waiting).
 
     ``declared_sha256`` overrides the checksum sent as metadata; it exists so tests can make
-    the producer reject an upload.
+    the producer reject an upload. The result carries the object's ETag, by which the
+    producer's refusal of this very upload is told from an older one's.
     """
-    from efsctl.aws.transfer import TransferSettings, upload_file
+    from efsctl.aws.transfer import TransferSettings, head_object, upload_file
 
     key = model_key(name)
     size = path.stat().st_size
@@ -133,16 +155,20 @@ def upload_model(aws: Any, target: DriveTarget, path: Path, name: str, *, consol
                     settings=settings or TransferSettings())
     uploaded_s = time.monotonic() - start
     console.line("ok", "uploaded", f"s3://{target.bucket}/{key}", uploaded_s)
+    head = head_object(aws, target.bucket, key) or {}
+    etag = (head.get("ETag") or "").strip('"') or None
+    stored = head.get("LastModified")
     return UploadResult(name=name, key=key, bucket=target.bucket, size=size, sha256=sha256,
-                        uploaded_s=uploaded_s)
+                        uploaded_s=uploaded_s, etag=etag,
+                        stored_at=stored.timestamp() if isinstance(stored, dt.datetime) else None)
 
 
 def wait_on_efs(api: ApiClient, name: str, sha256: str, *, declared_sha256: str | None = None,
-                timeout: float = DEFAULT_TIMEOUT, clock: Clock | None = None,
-                progress: Any = None) -> WaitResult:
-    """Poll ``GET /models/{name}`` until it reports ``sha256``.
+                etag: str | None = None, stored_at: float | None = None, timeout: float = DEFAULT_TIMEOUT,
+                clock: Clock | None = None, progress: Any = None) -> WaitResult:
+    """Poll ``GET /models/{name}`` until it reports ``sha256``, or a refusal of this upload.
 
-    Returns a :class:`WaitResult`; a producer rejection of this upload or the timeout are
+    Returns a :class:`WaitResult`; a producer refusal of this upload or the timeout are
     reported in it rather than raised, so the caller can still print the upload's facts.
     """
     clock = clock or Clock()
@@ -153,25 +179,20 @@ def wait_on_efs(api: ApiClient, name: str, sha256: str, *, declared_sha256: str 
         try:
             body = api.get_model(name).body
         except ApiError as exc:
-            if exc.status == 404 and exc.code == "ChecksumMismatch":
-                if rejection_is_ours(exc, declared):
-                    raise ProducerRejected(
-                        f"The producer rejected {name!r}: {exc.api_message}.",
-                        "The file's SHA-256 did not match the one declared at upload; upload it again.",
-                    ) from None
-                return Outcome(False, detail="an earlier upload of this name was rejected")
+            error = exc.body.get("error") if isinstance(exc.body, dict) else None
+            if exc.status == 409 and exc.code == "UploadRejected" and isinstance(error, dict):
+                if refusal_is_ours(error, etag, declared, stored_at):
+                    raise refused(name, error, kept=False) from None
+                return Outcome(False, detail="an earlier upload of this name was refused")
             if exc.status == 404:
                 return Outcome(False, detail="not on EFS yet")
             raise
         body = body if isinstance(body, dict) else {}
-        if body.get("sha256") == sha256:
+        if body.get("sha256") == sha256 and "corrupt" not in body:
             return Outcome(True, body)
-        rejected = body.get("rejected")  # an older version stays in place; was the rejected one ours?
-        if isinstance(rejected, dict) and rejected.get("expected_sha256") == declared:
-            raise ProducerRejected(
-                f"The producer rejected {name!r}: x-amz-meta-sha256 was {declared} but the object's sha256 is "
-                f"{rejected.get('actual_sha256')}; the previous version stays on EFS.",
-                "The file's SHA-256 did not match the one declared at upload; upload it again.")
+        rejected = body.get("rejected")  # an older version stays in place; was the refused one ours?
+        if isinstance(rejected, dict) and refusal_is_ours(rejected, etag, declared, stored_at):
+            raise refused(name, rejected, kept=True)
         return Outcome(False, detail="an older version is on EFS")
 
     def report(what: str, elapsed: float, detail: str) -> None:
@@ -179,11 +200,11 @@ def wait_on_efs(api: ApiClient, name: str, sha256: str, *, declared_sha256: str 
             progress(what, elapsed, detail)
 
     try:
-        wait_until(check, what="on EFS", timeout=timeout, clock=clock, poll=WAIT_POLL, progress=report,
+        wait_until(check, what=f"{name!r} to reach EFS", timeout=timeout, clock=clock, poll=WAIT_POLL, progress=report,
                    hint="The upload is in S3; `efsctl models` shows when it reaches EFS, and "
                         "`efsctl tail-logs --function producer` shows the producer's work.")
     except ProducerRejected as exc:
-        return WaitResult(on_efs=False, rejected=True, error=exc.message)
+        return WaitResult(on_efs=False, rejected=True, error=exc.message, reason=exc.reason, hint=exc.hint)
     except WaitTimeout as exc:
         return WaitResult(on_efs=False, timed_out=True, error=exc.message)
     except EfsctlError as exc:  # the API failed while we waited: the upload itself stands
@@ -191,19 +212,37 @@ def wait_on_efs(api: ApiClient, name: str, sha256: str, *, declared_sha256: str 
     return WaitResult(on_efs=True, latency_s=clock.now() - start)
 
 
-def rejection_is_ours(exc: ApiError, declared_sha256: str) -> bool:
-    """Whether a ChecksumMismatch answer is about this upload (not an earlier rejected one).
+def refusal_is_ours(refusal: dict, etag: str | None, declared_sha256: str, stored_at: float | None = None) -> bool:
+    """Whether a refusal the API reports is of this upload, not of an earlier one.
 
-    The producer's message names the expected (declared) and actual checksums; this upload
-    is the rejected one when the expected checksum is the one it declared.
-    """
-    err = exc.body.get("error", {}) if isinstance(exc.body, dict) else {}
-    for field in ("expected_sha256", "expected"):
-        if isinstance(err, dict) and isinstance(err.get(field), str):
-            return err[field].lower() == declared_sha256
-    text = exc.api_message or ""
-    match = _EXPECTED.search(text)
-    if match:
-        return match.group(1).lower() == declared_sha256
-    found = set(_HEX64.findall(text.lower()))
-    return not found or declared_sha256 in found
+    The ETag names the object version the producer refused; without one (the upload's HEAD
+    failed) a checksum refusal is ours when it expected the SHA-256 this upload declared. The
+    same bytes uploaded again have the same ETag, so a refusal older than the object (S3's
+    LastModified, whole seconds) is an earlier upload's: its cause may be gone (space freed)."""
+    refused_at = _epoch(refusal.get("refused_at"))
+    if stored_at is not None and refused_at is not None and refused_at < int(stored_at):
+        return False
+    theirs = refusal.get("etag")
+    if etag and isinstance(theirs, str) and theirs:
+        return theirs.strip('"') == etag
+    expected = refusal.get("expected_sha256")
+    return isinstance(expected, str) and expected.lower() == declared_sha256
+
+
+def _epoch(value: Any) -> float | None:
+    """Epoch seconds of an API timestamp (``2025-01-31T12:00:00.123Z``), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def refused(name: str, refusal: dict, kept: bool) -> ProducerRejected:
+    reason = str(refusal.get("reason") or "")
+    detail = str(refusal.get("detail") or refusal.get("message") or reason or "no reason given").rstrip(".")
+    tail = "; the previous version stays on EFS" if kept else ""
+    return ProducerRejected(f"The producer refused {name!r}: {detail}{tail}.",
+                            REFUSAL_HINTS.get(reason, "`efsctl tail-logs --function producer` shows why."),
+                            reason=reason or None)

@@ -105,11 +105,19 @@ def test_error_mapping(api_server, status, body, words):
         assert err.code == body["error"]["code"]
 
 
-def test_checksum_mismatch_keeps_the_code(api_server):
-    api_server.route("GET", "/models/m", (404, {"error": {"code": "ChecksumMismatch", "message": "expected a, got b"}}))
+@pytest.mark.parametrize("code, message, hint", [
+    ("IntegrityError", "model 'm' is corrupt on EFS: its bytes hash to b but the producer installed a; upload it "
+     "again to repair it", "with the original file replaces it"),
+    ("UploadRejected", "the producer refused the latest upload of 'm': the name clashes", "tail-logs"),
+    ("ModelUnreadable", "model 'm' exists but the consumer may not read it", "Upload the file again"),
+])
+def test_409s_say_what_is_wrong_with_the_model_and_what_to_do(api_server, code, message, hint):
+    api_server.route("GET", "/models/m", (409, {"error": {"code": code, "message": message}}))
     with pytest.raises(ApiError) as info:
         client(api_server).get_model("m")
-    assert info.value.code == "ChecksumMismatch" and "rejected" in info.value.message
+    assert info.value.code == code and info.value.status == 409 and info.value.exit_code == 1
+    assert info.value.message == message[0].upper() + message[1:] + "."
+    assert hint in info.value.hint
 
 
 def test_unreachable_api():

@@ -70,6 +70,9 @@ def test_highlights():
     assert text == "2 tensors, F32×2, 262,144 parameters, entropy 7.91 bits/byte"
     gguf = analysis_highlights({"version": 3, "tensor_count": 291, "kv_count": 24, "architecture": "llama"})
     assert gguf == "3 version, 291 tensor count, 24 kv count, architecture llama"
+    invalid = analysis_highlights({"header_bytes": 80, "tensors": 1, "valid": False, "error": "invalid offset"})
+    assert invalid == "INVALID: invalid offset, 1 tensors"
+    assert analysis_highlights({"error": "the analysis failed (ValueError)"}) == "not analysed: the analysis failed (ValueError)"
 
 
 def test_cli_predict_summary(cli, drive_stack, api_server):
@@ -167,3 +170,39 @@ def test_cli_without_api_url(cli, drive_stack, efsctl_home):
     store.save(state)
     result = cli("models")
     assert result.exit_code == 2 and "has no API URL recorded" in result.stderr
+
+
+def test_cli_predict_verify_of_a_corrupt_model_exits_1_saying_how_to_repair(cli, drive_stack, api_server):
+    message = (f"model 'resnet.safetensors' is corrupt on EFS: its bytes hash to {'b' * 64} but the producer "
+               f"installed {'a' * 64}; upload it again to repair it")
+    api_server.route("POST", "/predict", (409, {"error": {"code": "IntegrityError", "message": message,
+                                                          "expected_sha256": "a" * 64, "actual_sha256": "b" * 64}}))
+    result = cli("predict", "resnet.safetensors", "--verify")
+    assert result.exit_code == 1, result
+    assert "Model 'resnet.safetensors' is corrupt on EFS" in result.stderr and "a" * 64 in result.stderr
+    assert "efsctl upload" in result.stderr and "Traceback" not in result.output
+    result = cli("predict", "resnet.safetensors", "--verify", "--json")
+    assert result.exit_code == 1 and "is corrupt on EFS" in result.json()["error"]["message"]
+
+
+def test_cli_models_marks_corrupt_models_and_reports_orphaned_bytes(cli, drive_stack, api_server):
+    models = [{"name": "ok.bin", "size": 10, "sha256": "ef" * 32, "modified": "2024-05-01T10:00:00Z"},
+              {"name": "bad.bin", "size": 10, "sha256": "cd" * 32, "modified": "2024-05-01T10:00:00Z",
+               "corrupt": {"expected_sha256": "ab" * 32, "actual_sha256": "cd" * 32, "detected_at": "t"}}]
+    body = {"models": models, "orphaned": {"files": 1, "bytes": 184 << 20}}
+    api_server.route("GET", "/models", (200, body))
+    assert cli("models", "--json").json() == body
+    result = cli("models")
+    assert result.exit_code == 0, result
+    lines = result.stdout.splitlines()
+    assert "state" in lines[0] and lines[1].startswith("bad.bin") and "corrupt" in lines[1]
+    assert "corrupt" not in lines[2]
+    assert "bad.bin is corrupt on EFS" in result.stderr and "Upload the original file again" in result.stderr
+    assert "184.0 MiB in 1 temporary file left on EFS by copies that were killed" in result.stderr
+
+
+def test_cli_models_orphans_with_no_models(cli, drive_stack, api_server):
+    api_server.route("GET", "/models", (200, {"models": [], "orphaned": {"files": 2, "bytes": 2048}}))
+    result = cli("models")
+    assert result.exit_code == 0 and "No models on EFS yet" in result.stdout
+    assert "2.0 KiB in 2 temporary files" in result.stderr

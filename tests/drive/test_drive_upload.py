@@ -6,8 +6,8 @@ import json
 import pytest
 
 from efsctl.console import Console
-from efsctl.drive.upload import rejection_is_ours, upload_model, wait_on_efs
-from efsctl.drive.api import ApiClient, ApiError, model_path
+from efsctl.drive.upload import refusal_is_ours, upload_model, wait_on_efs
+from efsctl.drive.api import ApiClient, model_path
 from efsctl.waits import FakeClock
 
 REGION = "us-east-1"
@@ -82,9 +82,10 @@ def test_cli_upload_no_wait_json(cli, drive_stack, model_file, api_server):
     result = cli("upload", str(model_file), "--no-wait", "--json")
     assert result.exit_code == 0, result
     doc = result.json()
+    etag = s3().head_object(Bucket=BUCKET, Key="models/resnet.safetensors")["ETag"].strip('"')
     assert doc == {"name": "resnet.safetensors", "key": "models/resnet.safetensors", "bucket": BUCKET,
                    "size": model_file.stat().st_size, "sha256": sha(model_file),
-                   "uploaded_s": doc["uploaded_s"], "wait": None}
+                   "uploaded_s": doc["uploaded_s"], "etag": etag, "wait": None}
     assert api_server.requests == []
 
 
@@ -111,46 +112,70 @@ def test_cli_upload_wait_waits_for_the_new_checksum(cli, drive_stack, model_file
     assert no_sleep.sleeps and all(s <= 2.0 for s in no_sleep.sleeps)
 
 
-def test_cli_upload_wait_reports_a_producer_rejection(cli, drive_stack, model_file, no_sleep, api_server):
+def refusal(reason, etag, detail="why", **extra):
+    import datetime as dt
+
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (409, {"error": {"code": "UploadRejected", "message": f"the producer refused the latest upload of "
+                            f"'resnet.safetensors': {detail}", "reason": reason, "detail": detail, "etag": etag,
+                            "refused_at": now, **extra}})
+
+
+def uploaded_etag(name="resnet.safetensors"):
+    return s3().head_object(Bucket=BUCKET, Key=f"models/{name}")["ETag"].strip('"')
+
+
+def test_cli_upload_wait_reports_a_checksum_refusal(cli, drive_stack, model_file, no_sleep, api_server):
     wrong = "f" * 64
-    message = f"sha256 mismatch for resnet.safetensors: expected {wrong}, got {sha(model_file)}"
-    api_server.route("GET", "/models/resnet.safetensors", (404, {"error": {"code": "NotFound", "message": "x"}}),
-                     (404, {"error": {"code": "ChecksumMismatch", "message": message}}))
+    not_yet = (404, {"error": {"code": "NotFound", "message": "x"}})
+    api_server.route("GET", "/models/resnet.safetensors", not_yet,
+                     lambda request: refusal("checksum_mismatch", uploaded_etag(), f"x-amz-meta-sha256 was {wrong} "
+                                             f"but the object's sha256 is {sha(model_file)}", expected_sha256=wrong))
     result = cli("upload", str(model_file), "--wait", "--json", "--declared-sha256", wrong)
     assert result.exit_code == 1, result
     doc = result.json()
     assert doc["wait"]["on_efs"] is False and doc["wait"]["rejected"] is True
-    assert "producer rejected" in doc["wait"]["error"]
-    assert "producer rejected" in result.stderr
+    assert doc["wait"]["reason"] == "checksum_mismatch" and doc["etag"] == uploaded_etag()
+    assert "The producer refused 'resnet.safetensors': x-amz-meta-sha256 was" in doc["wait"]["error"]
+    assert "producer refused" in result.stderr and "did not match the one declared" in result.stderr
+    assert len(api_server.requests) == 2  # the poll right after the refusal ends the wait
     assert s3().head_object(Bucket=BUCKET, Key="models/resnet.safetensors")["Metadata"]["sha256"] == wrong
 
 
-def test_an_earlier_rejection_is_not_this_upload(model_file):
-    mine = sha(model_file)
-    other = ApiError("x", status=404, code="ChecksumMismatch", body={},
-                     api_message=f"expected {'a' * 64}, actual {'b' * 64}")
-    ours = ApiError("x", status=404, code="ChecksumMismatch", body={},
-                    api_message=f"expected sha256 {mine} but the object hashed to {'b' * 64}")
-    stale_same_content = ApiError("x", status=404, code="ChecksumMismatch", body={},
-                                  api_message=f"expected {'a' * 64}, got {mine}")
-    structured = ApiError("x", status=404, code="ChecksumMismatch", api_message="mismatch",
-                          body={"error": {"code": "ChecksumMismatch", "expected_sha256": mine}})
-    handler_style = f"the latest upload of 'm' was rejected: x-amz-meta-sha256 was {{}} but the object's sha256 is {{}}"
-    assert rejection_is_ours(ApiError("x", status=404, code="ChecksumMismatch", body={},
-                                      api_message=handler_style.format(mine, "b" * 64)), mine)
-    assert not rejection_is_ours(ApiError("x", status=404, code="ChecksumMismatch", body={},
-                                          api_message=handler_style.format("a" * 64, mine)), mine)
-    assert not rejection_is_ours(other, mine)
-    assert rejection_is_ours(ours, mine)
-    assert not rejection_is_ours(stale_same_content, mine)
-    assert rejection_is_ours(structured, mine)
+def test_cli_upload_wait_reports_a_name_conflict_within_a_poll(cli, drive_stack, model_file, no_sleep, api_server):
+    api_server.route("GET", "/models/clash/inner", (404, {"error": {"code": "NotFound", "message": "x"}}),
+                     lambda request: refusal("name_conflict", uploaded_etag("clash/inner"),
+                                             "the name clashes with models on EFS: 'clash' is a file"))
+    result = cli("upload", str(model_file), "--name", "clash/inner", "--wait")
+    assert result.exit_code == 1, result
+    assert "The producer refused 'clash/inner': the name clashes with models on EFS" in result.stderr
+    assert "pick another --name" in result.stderr and "Gave up" not in result.stderr
+    assert sum(no_sleep.sleeps) < 1.0  # seconds of (fake) waiting, not the 300 s timeout
+
+
+def test_someone_elses_refusal_does_not_end_our_wait(api_server):
+    api_server.route("GET", "/models/m", refusal("too_large", "older-etag"), (200, {"name": "m", "sha256": "a" * 64}))
+    result = wait_on_efs(ApiClient(api_server.url, None), "m", "a" * 64, etag="ours", clock=FakeClock())
+    assert result.on_efs
+
+
+def test_a_refusal_is_matched_by_etag_then_by_declared_checksum():
+    assert refusal_is_ours({"etag": "abc"}, "abc", "d" * 64)
+    assert not refusal_is_ours({"etag": "abc", "expected_sha256": "d" * 64}, "xyz", "d" * 64)
+    assert refusal_is_ours({"etag": '"abc"'}, "abc", "d" * 64)
+    assert refusal_is_ours({"expected_sha256": "D" * 64}, None, "d" * 64)  # the upload's HEAD failed
+    assert not refusal_is_ours({"reason": "name_conflict"}, None, "d" * 64)
+    # the same bytes again (same ETag): a refusal from before this upload was stored is not ours
+    stored = 1738324805.0  # 2025-01-31T12:00:05Z
+    old, new = {"etag": "abc", "refused_at": "2025-01-31T12:00:01.000Z"}, {"etag": "abc", "refused_at": "2025-01-31T12:00:05.300Z"}
+    assert not refusal_is_ours(old, "abc", "d" * 64, stored) and refusal_is_ours(new, "abc", "d" * 64, stored)
 
 
 def test_wait_times_out_with_a_fake_clock(api_server):
     api_server.route("GET", "/models/m", (404, {"error": {"code": "NotFound", "message": "not found"}}))
     clock = FakeClock()
     result = wait_on_efs(ApiClient(api_server.url, None), "m", "a" * 64, timeout=30, clock=clock)
-    assert result.on_efs is False and result.timed_out and "Gave up waiting for on EFS after 30 s" in result.error
+    assert result.on_efs is False and result.timed_out and "Gave up waiting for 'm' to reach EFS after 30 s" in result.error
     assert 30 <= clock.t < 33 and max(clock.sleeps) <= 2.0
 
 
@@ -232,11 +257,13 @@ def test_cli_upload_wait_when_the_api_refuses(cli, drive_stack, model_file, no_s
 def test_rejected_reupload_while_the_old_version_stays(api_server, model_file):
     wrong = "e" * 64
     old = {"name": "m", "sha256": "0" * 64, "size": 3}
-    rejected = dict(old, rejected={"expected_sha256": wrong, "actual_sha256": sha(model_file), "rejected_at": "t"})
+    rejected = dict(old, rejected={"reason": "checksum_mismatch", "detail": "mismatch", "etag": "ours",
+                                   "expected_sha256": wrong, "actual_sha256": sha(model_file), "refused_at": "t"})
     api_server.route("GET", "/models/m", (200, old), (200, rejected))
     result = wait_on_efs(ApiClient(api_server.url, None), "m", sha(model_file), declared_sha256=wrong,
-                         clock=FakeClock())
+                         etag="ours", clock=FakeClock())
     assert result.rejected and "previous version stays on EFS" in result.error
-    # someone else's rejected upload does not end our wait
+    assert result.reason == "checksum_mismatch"
+    # someone else's refused upload does not end our wait
     api_server.route("GET", "/models/m", (200, rejected), (200, {"name": "m", "sha256": sha(model_file)}))
-    assert wait_on_efs(ApiClient(api_server.url, None), "m", sha(model_file), clock=FakeClock()).on_efs
+    assert wait_on_efs(ApiClient(api_server.url, None), "m", sha(model_file), etag="mine", clock=FakeClock()).on_efs

@@ -168,10 +168,36 @@ def test_checksum_mismatch_is_reported_as_a_producer_rejection(efsctl, model):
     assert result.exit_code == 1, result
     doc = result.json()
     assert doc["wait"]["on_efs"] is False and doc["wait"]["rejected"] is True
-    assert "rejected" in result.stderr
+    assert doc["wait"]["reason"] == "checksum_mismatch" and "producer refused" in result.stderr
     assert "tampered.safetensors" not in {m["name"] for m in efsctl("models", "--json").json()["models"]}
     predicted = efsctl("predict", "tampered.safetensors")
     assert predicted.exit_code == 1
+
+
+def test_a_name_conflict_ends_the_wait_with_the_producers_reason(efsctl, model):
+    path, _ = model("base.safetensors")
+    assert efsctl("upload", str(path), "--name", "clash", "--wait").exit_code == 0
+    result = efsctl("upload", str(path), "--name", "clash/inner", "--wait", "--json", "--timeout", "60")
+    assert result.exit_code == 1, result
+    wait = result.json()["wait"]
+    assert wait["rejected"] is True and wait["reason"] == "name_conflict" and "timed_out" not in wait
+    assert "models/clash is a model, not a folder" in result.stderr
+
+
+def test_bytes_changed_on_efs_are_corrupt_until_uploaded_again(efsctl, model):
+    path, sha = model("fragile.safetensors")
+    assert efsctl("upload", str(path), "--wait").exit_code == 0
+    on_efs = next(efsctl.home.glob("local/*/efs/*/*/models/fragile.safetensors"))
+    with open(on_efs, "r+b") as f:
+        f.seek(100)
+        f.write(b"EVIL")
+    verified = efsctl("predict", "fragile.safetensors", "--verify")
+    assert verified.exit_code == 1 and "Model 'fragile.safetensors' is corrupt on EFS" in verified.stderr
+    entry = {m["name"]: m for m in efsctl("models", "--json").json()["models"]}["fragile.safetensors"]
+    assert entry["corrupt"]["expected_sha256"] == sha
+    assert efsctl("upload", str(path), "--wait").exit_code == 0
+    repaired = efsctl("predict", "fragile.safetensors", "--verify", "--json")
+    assert repaired.exit_code == 0 and repaired.json()["sha256"] == sha
 
 
 # -- predict ------------------------------------------------------------------------------

@@ -62,6 +62,7 @@ def reset_handler_state():
     producer._clients.clear()
     producer._prepared.clear()
     efs_store._thread_locks.clear()
+    efs_store._live_temps.clear()
     yield
     consumer.reset_caches()
     producer._clients.clear()

@@ -59,13 +59,14 @@ def gguf_bytes(version: int = 3, truncate: int = 0) -> bytes:
         + struct.pack("<I", 8) + struct.pack(count, 1) + _gguf_str("x", wide),
     ]
     dim = "<Q" if wide else "<I"
-    tensors = [
-        _gguf_str("token_embd.weight", wide) + struct.pack("<I", 2) + struct.pack(dim, 4096) + struct.pack(dim, 32000)
-        + struct.pack("<IQ", 1, 0),
-        _gguf_str("output_norm.weight", wide) + struct.pack("<I", 1) + struct.pack(dim, 4096) + struct.pack("<IQ", 0, 1 << 20),
+    tensors = [  # token_embd: 64 x 32 Q4_0 (2 blocks of 18 bytes per row) = 1152 bytes at 0
+        _gguf_str("token_embd.weight", wide) + struct.pack("<I", 2) + struct.pack(dim, 64) + struct.pack(dim, 32)
+        + struct.pack("<IQ", 2, 0),
+        _gguf_str("output_norm.weight", wide) + struct.pack("<I", 1) + struct.pack(dim, 64) + struct.pack("<IQ", 0, 1152),
     ]
     data = (b"GGUF" + struct.pack("<I", version) + struct.pack(count, len(tensors)) + struct.pack(count, len(kvs))
-            + b"".join(kvs) + b"".join(tensors) + b"\x00" * 64)
+            + b"".join(kvs) + b"".join(tensors))
+    data += b"\x00" * (-len(data) % 32) + b"\x01" * (1152 + 64 * 4)
     return data[: len(data) - truncate] if truncate else data
 
 
@@ -126,13 +127,25 @@ def test_safetensors_header_bigger_than_the_head(tmp_path):
 
 @pytest.mark.parametrize("data", [
     struct.pack("<Q", 10**12) + b"{}" + b"\x00" * 20,                   # header longer than the file
-    struct.pack("<Q", 12) + b'{"w": 5}    ' + b"\x00" * 10,            # entry is not an object
     struct.pack("<Q", 8) + b"{not js}",                               # not JSON
-    struct.pack("<Q", 58) + json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 999]}}).encode().ljust(58),
 ])
-def test_malformed_safetensors_is_not_safetensors(tmp_path, data):
+def test_what_only_starts_like_safetensors_is_binary(tmp_path, data):
     fmt, _ = _analyse_bytes(tmp_path, data)
     assert fmt == "binary"
+
+
+@pytest.mark.parametrize("data, error", [
+    (struct.pack("<Q", 12) + b'{"w": 5}    ' + b"\x00" * 10, "lacks dtype"),
+    (struct.pack("<Q", 72) + json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 999]}}).encode()
+     .ljust(72), "invalid shape, data type, or offset"),
+    (struct.pack("<Q", 80) + json.dumps({"w": {"dtype": "F32", "shape": [1000000, 1000000],
+                                               "data_offsets": [0, 16]}}).encode().ljust(80) + b"\x00" * 16,
+     "invalid shape, data type, or offset"),
+])
+def test_safetensors_whose_header_breaks_the_rules_is_invalid(tmp_path, data, error):
+    fmt, result = _analyse_bytes(tmp_path, data)
+    assert fmt == "safetensors" and result["valid"] is False and error in result["error"]
+    assert "parameters" not in result
 
 
 @pytest.mark.parametrize("version", [1, 2, 3])
@@ -141,13 +154,14 @@ def test_gguf_parses_keys_arrays_and_tensor_infos(tmp_path, version):
     assert fmt == "gguf"
     assert result["version"] == version and result["tensors"] == 2 and result["keys"] == 8
     assert result["architecture"] == "llama" and result["name"] == "tiny llama" and result["file_type"] == 7
-    assert result["parameters"] == 4096 * 32000 + 4096
-    assert "error" not in result
+    assert result["parameters"] == 64 * 32 + 64 and result["dtypes"] == {"F32": 1, "Q4_0": 1}
+    assert "error" not in result and "valid" not in result
 
 
 def test_truncated_gguf_reports_what_it_found(tmp_path):
-    fmt, result = _analyse_bytes(tmp_path, gguf_bytes(3, truncate=200))
+    fmt, result = _analyse_bytes(tmp_path, gguf_bytes(3, truncate=1600))
     assert fmt == "gguf" and result["architecture"] == "llama" and "malformed header" in result["error"]
+    assert result["valid"] is False
 
 
 def test_gguf_with_absurd_counts_is_bounded(tmp_path):
@@ -188,11 +202,12 @@ def test_npy(tmp_path, major):
     assert result["fortran_order"] is False and result["version"] == f"{major}.0"
 
 
-@pytest.mark.parametrize("header", ["{'descr': '<f4', 'shape': (-1,)}", "__import__('os').system('x')",
+@pytest.mark.parametrize("header", ["{'descr': '<f4', 'fortran_order': False, 'shape': (-1,)}",
+                                    "__import__('os').system('x')",
                                     "{'descr': '<f4', 'shape': " + "(" * 500 + ")" * 500 + "}"])
 def test_hostile_npy_header_is_never_executed(tmp_path, header):
     fmt, result = _analyse_bytes(tmp_path, npy_bytes(header))
-    assert fmt == "npy" and result["error"] == "malformed header"
+    assert fmt == "npy" and result["valid"] is False and result["error"]
 
 
 @pytest.mark.parametrize("offset", [0, 512, 2048])
@@ -242,7 +257,7 @@ def test_large_files_are_sampled_not_read(tmp_path, monkeypatch):
         f.truncate(8 << 30)  # sparse: 8 GiB of zeros
     read = []
     real_pread = os.pread
-    monkeypatch.setattr(analysis.os, "pread", lambda fd, n, off: read.append(n) or real_pread(fd, n, off))
+    monkeypatch.setattr(os, "pread", lambda fd, n, off: read.append(n) or real_pread(fd, n, off))
     fd = os.open(path, os.O_RDONLY)
     try:
         fmt, result = analysis.analyse(fd, 8 << 30)

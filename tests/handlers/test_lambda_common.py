@@ -5,11 +5,11 @@ from __future__ import annotations
 import io
 import json
 import os
-import time
 
 import pytest
 
 import efs_common as common
+import efs_records as rec
 import efs_store as store
 from efs_common import InvalidModelName, validate_model_name
 
@@ -124,7 +124,7 @@ def test_layout_keeps_state_out_of_models(tmp_path):
     layout = store.Layout(str(tmp_path))
     layout.ensure()
     assert layout.meta_path("team/a.gguf").startswith(str(tmp_path / ".efsctl" / "meta") + "/")
-    assert layout.meta_path("a") != layout.rejected_path("a")
+    assert layout.meta_path("a") != layout.meta_file("a", ".rejected") != layout.meta_file("a", ".corrupt")
     assert os.path.basename(layout.meta_path("x" * 255 + "/" + "y" * 255)) == store.Layout.name_key(
         "x" * 255 + "/" + "y" * 255) + ".json"
     with pytest.raises(InvalidModelName):
@@ -149,32 +149,41 @@ def test_write_atomic_cleans_up_on_failure(tmp_path):
     assert os.listdir(layout.tmp) == []
 
 
-def test_sweep_removes_only_abandoned_temps(tmp_path):
-    layout = store.Layout(str(tmp_path))
-    layout.ensure()
-    old_fd, old = layout.create_temp("model")
-    new_fd, new = layout.create_temp("model")
-    os.close(old_fd), os.close(new_fd)
-    past = time.time() - store.TEMP_MAX_AGE_S - 10
-    os.utime(old, (past, past))
-    assert store.sweep_temps(layout) == 1
-    assert os.listdir(layout.tmp) == [os.path.basename(new)]
-
-
 def test_records_round_trip_and_ignore_damage(tmp_path):
     layout = store.Layout(str(tmp_path))
     layout.ensure()
-    record = store.ModelRecord(name="a/b", key="models/a/b", size=3, sha256="00" * 32, etag="e",
-                               sequencer="0A", mtime_ns=5, installed_at="t")
-    store.write_record(layout, record)
-    assert store.read_record(layout, "a/b") == record
-    assert store.read_record(layout, "a/c") is None
+    record = rec.ModelRecord(name="a/b", key="models/a/b", size=3, sha256="00" * 32, etag="e",
+                             sequencer="0A", mtime_ns=5, installed_at="t", ino=7, declared_sha256="00" * 32)
+    rec.write_record(layout, record)
+    assert rec.read_record(layout, "a/b") == record
+    assert rec.read_record(layout, "a/c") is None
     with open(layout.meta_path("a/b"), "w") as f:
         f.write("{not json")
-    assert store.read_record(layout, "a/b") is None
+    assert rec.read_record(layout, "a/b") is None
     with open(layout.meta_path("a/b"), "w") as f:
         json.dump({"name": "someone-else"}, f)
-    assert store.read_record(layout, "a/b") is None
+    assert rec.read_record(layout, "a/b") is None
+    with open(layout.meta_path("a/b"), "w") as f:
+        json.dump(dict(vars(record), size="lots"), f)
+    assert rec.read_record(layout, "a/b") is None
+
+
+def test_records_written_by_the_previous_version_still_read(tmp_path):
+    layout = store.Layout(str(tmp_path))
+    layout.ensure()
+    old = {"name": "m", "key": "models/m", "size": 3, "sha256": "11" * 32, "etag": "e", "sequencer": None,
+           "mtime_ns": 5, "installed_at": "t"}
+    with open(layout.meta_path("m"), "w") as f:
+        json.dump(old, f)
+    assert rec.read_record(layout, "m") == rec.ModelRecord(**old)
+    rejected = {"name": "m", "key": "models/m", "etag": "e", "sequencer": "01", "expected_sha256": "aa" * 32,
+                "actual_sha256": "bb" * 32, "size": 3, "rejected_at": "2025-01-31T12:00:00.000Z"}
+    with open(layout.meta_file("m", ".rejected"), "w") as f:
+        json.dump(rejected, f)
+    refusal = rec.read_refusal(layout, "m")
+    assert (refusal.reason, refusal.refused_at, refusal.expected_sha256) == (
+        rec.CHECKSUM_MISMATCH, "2025-01-31T12:00:00.000Z", "aa" * 32)
+    assert "aa" * 32 in refusal.message and "bb" * 32 in refusal.message
 
 
 def test_name_lock_is_reentrant_across_names(tmp_path):

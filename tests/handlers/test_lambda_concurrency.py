@@ -7,8 +7,8 @@ import hashlib
 import multiprocessing
 import os
 
-import pytest
 
+import efs_records as rec
 import efs_store as store
 import lambda_mp_workers as workers
 
@@ -86,8 +86,8 @@ def test_writers_replace_while_readers_hash_real_s3(tmp_path, moto_server, monke
     model = os.path.join(mount, "models", workers.NAME)
     assert open(model, "rb").read() == current
     assert all(seen[-1] == hashlib.sha256(current).hexdigest() for _, seen in reader_messages)
-    record = store.read_record(store.Layout(mount), workers.NAME)
-    assert store.record_matches(record, os.stat(model)) and record.etag == s3.head_object(
+    record = rec.read_record(store.Layout(mount), workers.NAME)
+    assert rec.record_matches(record, os.stat(model)) and record.etag == s3.head_object(
         Bucket=workers.BUCKET, Key=workers.KEY)["ETag"].strip('"')
     assert os.listdir(os.path.join(mount, ".efsctl", "tmp")) == []
 
@@ -113,8 +113,8 @@ def test_out_of_order_events_race_and_the_highest_sequencer_wins(tmp_path):
     model = os.path.join(mount, "models", workers.NAME)
     assert open(model, "rb").read() == workers.version_bytes(newest, SIZE)
     assert all(seen[-1] == workers.version_sha(newest, SIZE) for _, seen in reader_messages)
-    record = store.read_record(store.Layout(mount), workers.NAME)
-    assert record.sequencer == workers.sequencer(newest) and store.record_matches(record, os.stat(model))
+    record = rec.read_record(store.Layout(mount), workers.NAME)
+    assert record.sequencer == workers.sequencer(newest) and rec.record_matches(record, os.stat(model))
     assert os.listdir(os.path.join(mount, ".efsctl", "tmp")) == []
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import json
 import os
 import re
 
@@ -107,9 +105,9 @@ def test_cached_predict_reads_nothing_of_a_huge_model(s3, sandbox, lambda_contex
     fd = os.open(sandbox.model("huge.bin"), os.O_RDONLY)
     os.close(fd)
     st = os.stat(sandbox.model("huge.bin"))
-    import efs_store
+    import efs_records
 
-    efs_store.write_record(sandbox.layout, efs_store.ModelRecord(
+    efs_records.write_record(sandbox.layout, efs_records.ModelRecord(
         name="huge.bin", key="models/huge.bin", size=st.st_size, sha256="ab" * 32, etag="e", sequencer=None,
         mtime_ns=st.st_mtime_ns, installed_at="t"))
     read = []
@@ -188,15 +186,16 @@ def test_describe_one_model(s3, sandbox, lambda_context, make_event):
     assert (body["name"], body["size"], body["sha256"]) == ("team/a b.bin", 4, sha(b"data"))
 
 
-def test_describe_after_a_rejected_first_upload_is_checksum_mismatch(s3, sandbox, lambda_context):
+def test_describe_after_a_rejected_first_upload_is_409_upload_rejected(s3, sandbox, lambda_context):
     etag = put_model(s3, "models/m.bin", b"corrupted", sha256=sha(b"original"))
     producer.handler(s3_event(s3_record("models/m.bin", etag, 9, "01")), None)
     for event in (api_v2("GET", "/models/m.bin", path_parameters={"name": "m.bin"}),
                   api_v2("POST", "/predict", {"model": "m.bin"})):
         response = consumer.handler(event, lambda_context)
-        assert response["statusCode"] == 404
+        assert response["statusCode"] == 409
         error = response_json(response)["error"]
-        assert error["code"] == "ChecksumMismatch"
+        assert (error["code"], error["reason"], error["etag"]) == ("UploadRejected", "checksum_mismatch", etag)
+        assert (error["expected_sha256"], error["actual_sha256"]) == (sha(b"original"), sha(b"corrupted"))
         assert sha(b"original") in error["message"] and sha(b"corrupted") in error["message"]
 
 
@@ -208,6 +207,7 @@ def test_describe_shows_a_rejection_behind_a_good_model(s3, sandbox, lambda_cont
                                           lambda_context))
     assert body["sha256"] == sha(b"good")
     assert body["rejected"]["expected_sha256"] == sha(b"meant") and body["rejected"]["actual_sha256"] == sha(b"bad!")
+    assert body["rejected"]["etag"] == etag and body["rejected"]["reason"] == "checksum_mismatch"
 
 
 def test_custom_outputs_prefix(s3, sandbox, lambda_context, monkeypatch):

@@ -6,7 +6,7 @@ import hashlib
 import http.client
 import os
 
-import efs_store as store
+import efs_records as rec
 import efs_stream as stream
 import producer
 
@@ -31,7 +31,7 @@ def test_large_object_streams_from_the_socket_into_the_model(moto_server, sandbo
     ev = producer.ObjectEvent(BUCKET, "models/fast/big.bin", "fast/big.bin", etag, "01", len(data))
     assert producer.ingest(s3, sandbox.layout, ev) == "installed"
     assert hashlib.sha256(sandbox.model("fast/big.bin").read_bytes()).hexdigest() == digest
-    assert store.read_record(sandbox.layout, "fast/big.bin").sha256 == digest
+    assert rec.read_record(sandbox.layout, "fast/big.bin").sha256 == digest
     sandbox.assert_confined()
 
 

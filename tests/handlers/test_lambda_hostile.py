@@ -11,7 +11,7 @@ import os
 import pytest
 
 import consumer
-import efs_store as store
+import efs_records as rec
 import producer
 from lambda_events import BUCKET, api_v1, api_v2, put_model, response_json, s3_event, s3_record
 
@@ -128,7 +128,7 @@ def test_zero_byte_object_is_a_valid_model(spy, sandbox, producer_context):
     assert outcomes(producer.handler(s3_event(s3_record("models/empty.bin", etag, 0, "01")), producer_context)) == [
         "installed"]
     assert sandbox.model("empty.bin").read_bytes() == b""
-    assert store.read_record(sandbox.layout, "empty.bin").sha256 == EMPTY_SHA
+    assert rec.read_record(sandbox.layout, "empty.bin").sha256 == EMPTY_SHA
     sandbox.assert_confined()
 
 
@@ -137,7 +137,7 @@ def test_checksum_mismatch_leaves_no_file_and_records_the_rejection(spy, sandbox
     result = producer.handler(s3_event(s3_record("models/m.bin", etag, 8, "01")), producer_context)
     assert outcomes(result) == ["rejected"]
     assert models_tree(sandbox) == []
-    rejection = store.read_rejection(sandbox.layout, "m.bin")
+    rejection = rec.read_refusal(sandbox.layout, "m.bin")
     assert (rejection.expected_sha256, rejection.actual_sha256) == (sha(b"original"), sha(b"tampered"))
     errors = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"ERROR"' in line]
     assert errors and errors[0]["msg"] == "checksum mismatch: upload rejected"
@@ -151,7 +151,7 @@ def test_checksum_mismatch_keeps_the_good_model(spy, sandbox, producer_context):
     assert outcomes(producer.handler(s3_event(s3_record("models/m.bin", etag, 4, "02")), producer_context)) == [
         "rejected"]
     assert sandbox.model("m.bin").read_bytes() == b"good"
-    assert store.read_record(sandbox.layout, "m.bin").sha256 == sha(b"good")
+    assert rec.read_record(sandbox.layout, "m.bin").sha256 == sha(b"good")
     sandbox.assert_confined()
 
 
@@ -242,7 +242,7 @@ def test_damaged_record_is_ignored_and_rewritten(spy, sandbox, producer_context)
         f.write('{"name": "m.bin", "size": "lots"')
     assert outcomes(producer.handler(s3_event(s3_record("models/m.bin", etag, 3, "01")), producer_context)) == [
         "installed"]
-    assert store.read_record(sandbox.layout, "m.bin").etag == etag
+    assert rec.read_record(sandbox.layout, "m.bin").etag == etag
     sandbox.assert_confined()
 
 
@@ -258,7 +258,7 @@ def test_non_hex_sequencer_is_treated_as_absent(spy, sandbox, producer_context):
     etag = put_model(spy.client, "models/m.bin", b"abc")
     record = s3_record("models/m.bin", etag, 3, sequencer="ZZZ-not-hex")
     assert outcomes(producer.handler(s3_event(record), producer_context)) == ["installed"]
-    assert store.read_record(sandbox.layout, "m.bin").sequencer is None
+    assert rec.read_record(sandbox.layout, "m.bin").sequencer is None
     sandbox.assert_confined()
 
 
@@ -429,7 +429,7 @@ def test_unknown_model_is_404(s3, sandbox, lambda_context):
     assert_nothing_written(sandbox)
 
 
-def test_access_denied_is_skipped_like_a_missing_key(spy, sandbox, producer_context, capsys):
+def test_access_denied_is_recorded_as_a_refusal(spy, sandbox, producer_context, capsys):
     from botocore.exceptions import ClientError
 
     class Forbidden:
@@ -438,7 +438,9 @@ def test_access_denied_is_skipped_like_a_missing_key(spy, sandbox, producer_cont
 
     producer._clients["s3"] = Forbidden()
     result = producer.handler(s3_event(s3_record("models/m.bin", "abc", 3)), producer_context)
-    assert outcomes(result) == ["missing"]
+    assert outcomes(result) == ["access_denied"]
     line = [json.loads(x) for x in capsys.readouterr().out.splitlines() if "AccessDenied" in x][0]
-    assert line["level"] == "ERROR" and line["msg"].startswith("skipped: object missing or access denied")
+    assert line["level"] == "ERROR" and line["msg"].startswith("upload refused: S3 denied GetObject")
+    refusal = rec.read_refusal(sandbox.layout, "m.bin")
+    assert (refusal.reason, refusal.etag) == ("access_denied", "abc") and "AccessDenied" in refusal.message
     sandbox.assert_confined()

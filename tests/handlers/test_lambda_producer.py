@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-import efs_store as store
+import efs_records as rec
 import producer
 from lambda_events import BUCKET, put_model, s3_event, s3_record
 
@@ -40,7 +40,7 @@ def test_multi_record_event_installs_every_model(s3, sandbox, producer_context, 
     for key, data in uploads.items():
         name = key[len("models/"):]
         assert sandbox.model(name).read_bytes() == data
-        record = store.read_record(sandbox.layout, name)
+        record = rec.read_record(sandbox.layout, name)
         st = os.stat(sandbox.model(name))
         assert (record.size, record.sha256, record.key) == (len(data), sha(data), key)
         assert record.mtime_ns == st.st_mtime_ns and record.sequencer.startswith("0055AED6DCD90281E")
@@ -62,7 +62,7 @@ def test_newer_version_replaces_the_model(s3, sandbox, producer_context):
     result = producer.handler(s3_event(s3_record("models/m.bin", etag_new, len(new), "0B")), producer_context)
     assert result["results"][0]["outcome"] == "installed"
     assert sandbox.model("m.bin").read_bytes() == new
-    assert store.read_record(sandbox.layout, "m.bin").sequencer == "0B"
+    assert rec.read_record(sandbox.layout, "m.bin").sequencer == "0B"
 
 
 def test_moto_style_events_without_sequencer_and_with_encoded_slash(s3, sandbox, producer_context):
@@ -88,7 +88,7 @@ def test_identical_reupload_advances_the_sequencer_without_copying(s3, sandbox, 
     result = producer.handler(s3_event(s3_record("models/m.bin", etag, len(data), "0C")), producer_context)
     assert result["results"][0]["outcome"] == "duplicate"
     assert os.stat(sandbox.model("m.bin")).st_ino == inode
-    assert store.read_record(sandbox.layout, "m.bin").sequencer == "0C"
+    assert rec.read_record(sandbox.layout, "m.bin").sequencer == "0C"
 
 
 def test_rejected_bytes_reuploaded_with_the_right_checksum_are_installed(s3, sandbox, producer_context):
@@ -99,7 +99,7 @@ def test_rejected_bytes_reuploaded_with_the_right_checksum_are_installed(s3, san
     etag = put_model(s3, "models/m.bin", data, sha256=sha(data))
     assert producer.handler(s3_event(s3_record("models/m.bin", etag, len(data))), producer_context)[
         "results"][0]["outcome"] == "installed"
-    assert store.read_rejection(sandbox.layout, "m.bin") is None
+    assert rec.read_refusal(sandbox.layout, "m.bin") is None
 
 
 def test_uppercase_checksum_metadata_is_accepted(s3, sandbox, producer_context):
@@ -157,8 +157,8 @@ def test_retry_after_failure_skips_what_was_installed(s3, sandbox, producer_cont
 
 def test_abandoned_temps_are_swept_on_cold_start(s3, sandbox, producer_context):
     sandbox.layout.ensure()
-    fd, path = sandbox.layout.create_temp("model")
-    os.close(fd)
+    path = os.path.join(sandbox.layout.tmp, "model.4242.abandoned.tmp")  # its writer is gone: no lock
+    open(path, "wb").close()
     os.utime(path, (1, 1))
     producer.handler({"Records": []}, producer_context)
     assert not os.path.exists(path)

@@ -123,10 +123,13 @@ def plan(stack: Stack) -> dict:
 def test_a_producer_without_its_s3_statement_never_copies_and_its_log_says_why(stack, model):
     without_statement(stack, "producer", "ReadModels")
     path, name = model()
-    assert stack("upload", path, "--no-wait", "--json").exit_code == 0
-    assert stack.control("/_efsctl/drain?timeout=30")["drained"]
-    assert name not in {m["name"] for m in stack("models", "--json").json()["models"]}
     key = f"models/{name}"
+    refused = stack("upload", path, "--wait", "--json")
+    assert refused.exit_code == 1, refused          # `upload --wait` reports the producer's refusal
+    doc = refused.json()
+    assert doc["wait"]["rejected"] is True and "AccessDenied" in doc["wait"]["error"]
+    assert "s3:GetObject" in doc["wait"]["error"] and key in doc["wait"]["error"]
+    assert name not in {m["name"] for m in stack("models", "--json").json()["models"]}
     text = next(text for text in map(json.dumps, logged(stack, "producer")) if key in text and "AccessDenied" in text)
     assert "An error occurred (AccessDenied) when calling the GetObject operation" in text
     assert (f'is not authorized to perform: s3:GetObject on resource: \\"arn:aws:s3:::{stack.names().bucket}/{key}\\" '

@@ -12,17 +12,17 @@ def models(
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """List the models on EFS, as the consumer sees them (GET /models)."""
-    from efsctl.drive.models import fetch_models, table_rows
+    from efsctl.drive.models import fetch_listing, table_columns, table_rows
 
     app = get_app(ctx, json_out)
     with app.ops.connect().api() as api:
-        found, truncated = fetch_models(api)
+        listing = fetch_listing(api)
     if json_out:
-        app.console.emit_json({"models": found, **({"truncated": True} if truncated else {})})
+        app.console.emit_json(listing.to_json())
         return
-    if not found:
+    if not listing.models:
         app.console.info("No models on EFS yet. Upload one with `efsctl upload PATH`.")
-        return
-    app.console.table(["name", "size", "sha256", "modified"], table_rows(found))
-    if truncated:
-        app.console.warn(f"The consumer listed only the first {len(found)} models.")
+    else:
+        app.console.table(table_columns(listing.models), table_rows(listing.models))
+    for note in listing.warnings():
+        app.console.warn(note)

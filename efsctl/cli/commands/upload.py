@@ -41,8 +41,8 @@ def upload(
     result = upload_model(conn.aws, conn.target, path, name, console=app.console, declared_sha256=declared_sha256)
     if api is not None:
         with api:
-            result.wait = wait_on_efs(api, name, result.sha256, declared_sha256=declared_sha256,
-                                      timeout=timeout, progress=app.console.progress)
+            result.wait = wait_on_efs(api, name, result.sha256, declared_sha256=declared_sha256, etag=result.etag,
+                                      stored_at=result.stored_at, timeout=timeout, progress=app.console.progress)
         if result.wait.on_efs:
             app.console.line("ok", "on EFS", f"models/{name}, sha256 matches; S3 -> EFS "
                              f"{result.wait.latency_s:.2f} s")
@@ -50,7 +50,7 @@ def upload(
         app.console.emit_json(result.to_dict())
     if not result.ok:
         app.console.error(result.wait.error or "The model did not reach EFS.",
-                          "See `efsctl tail-logs --function producer` for the producer's side.")
+                          result.wait.hint or "See `efsctl tail-logs --function producer` for the producer's side.")
         raise typer.Exit(1)
     if not json_out:
         app.console.success(f"{name} ({human_bytes(result.size)}) uploaded"
