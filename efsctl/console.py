@@ -215,7 +215,7 @@ class Console:
         """An activity for something that runs a while (a spinner in a terminal); yields
         ``update(detail)``."""
         started = self._clock()
-        self.activity(message, "", 0.0)
+        self.activity(message, "", 0.0, log=False)   # in a log, only what it reports is worth a line
         try:
             yield lambda detail: self.activity(message, detail, self._clock() - started)
         finally:

@@ -152,7 +152,16 @@ class StateStore:
         finally:
             os.close(fd)
 
-    def forget(self, stack: str) -> None:
-        """Remove what is left of a deleted stack here (its lock file). Call it holding the lock."""
+    def uploads_dir(self, stack: str) -> Path:
+        """Where the records of the stack's unfinished multipart uploads are kept (to resume them)."""
+        return self.home / "uploads" / stack
+
+    def forget(self, stack: str, *, keep_uploads: bool = False) -> None:
+        """Remove what is left of a deleted stack here: its lock file and (unless its bucket is
+        kept) the records of its unfinished uploads. Call it holding the lock."""
+        import shutil
+
+        if not keep_uploads:
+            shutil.rmtree(self.uploads_dir(stack), ignore_errors=True)
         with contextlib.suppress(FileNotFoundError):
             self.lock_path(stack).unlink()

@@ -39,6 +39,6 @@ def human_duration(seconds: float | None) -> str:
 
 
 def transfer_summary(size: int, seconds: float) -> str:
-    """What a finished transfer line says: ``1.5 GiB in 13.6s (113.0 MiB/s)``."""
+    """What a finished transfer line says: ``1.5 GiB in 13.6s, 113.0 MiB/s``."""
     rate = size / seconds if seconds > 0 else None
-    return f"{human_bytes(size)} in {human_duration(seconds)} ({human_rate(rate)})"
+    return f"{human_bytes(size)} in {human_duration(seconds)}, {human_rate(rate)}"

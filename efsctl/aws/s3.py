@@ -158,6 +158,7 @@ def bucket_contents(aws: AwsContext, name: str) -> tuple[int, int]:
     """``(object versions and delete markers, total bytes)``; ``(0, 0)`` if the bucket is gone."""
     count = size = 0
     try:
+        abort_multipart_uploads(aws, name)
         for page in _versions(aws, name):
             count += len(page)
             size += sum(item[2] for item in page)
@@ -174,6 +175,7 @@ def empty_bucket(aws: AwsContext, name: str, on_batch: Any = None) -> tuple[int,
     ``on_batch(count_so_far, bytes_so_far)`` after each batch."""
     count = size = 0
     try:
+        abort_multipart_uploads(aws, name)
         for page in _versions(aws, name):
             for start in range(0, len(page), DELETE_BATCH):
                 batch = page[start:start + DELETE_BATCH]
@@ -193,6 +195,17 @@ def empty_bucket(aws: AwsContext, name: str, on_batch: Any = None) -> tuple[int,
             return count, size
         raise
     return count, size
+
+
+def abort_multipart_uploads(aws: AwsContext, name: str) -> int:
+    """Abort every unfinished multipart upload in the bucket (their parts are billed storage, and
+    nothing lists them among the objects). Returns how many were aborted."""
+    aborted = 0
+    for upload in paginate(_s3(aws), "list_multipart_uploads", "Uploads", Bucket=name):
+        if attempt(lambda u=upload: _s3(aws).abort_multipart_upload(Bucket=name, Key=u["Key"], UploadId=u["UploadId"]),
+                   "NoSuchUpload"):
+            aborted += 1
+    return aborted
 
 
 @aws_call

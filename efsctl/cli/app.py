@@ -54,6 +54,11 @@ class EfsctlGroup(TyperGroup):
         self.json_requested = "--json" in args
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
+        except OSError as exc:   # `efsctl --help | head -1`: help is printed while parsing
+            if exc.errno != errno.EPIPE:
+                raise
+            _quiet_stdout()
+            raise typer.Exit(0) from None
         except Exception as exc:
             if _is_usage_error(exc):
                 _usage_error_json(exc, self.json_requested)
@@ -76,15 +81,19 @@ class EfsctlGroup(TyperGroup):
         except OSError as exc:
             if exc.errno != errno.EPIPE:
                 raise typer.Exit(report_error(ctx, exc)) from None
-            # The reader went away (`efsctl tail-logs --json | head`): stop quietly, and point
-            # stdout at /dev/null so the interpreter's final flush does not complain again.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            _quiet_stdout()
             raise typer.Exit(0) from None
         except Exception as exc:  # noqa: BLE001 - this is the one place errors are mapped
             if _is_usage_error(exc):
                 _usage_error_json(exc, getattr(self, "json_requested", False))
                 raise
             raise typer.Exit(report_error(ctx, exc)) from None
+
+
+def _quiet_stdout() -> None:
+    """The reader went away (`efsctl tail-logs --json | head`): stop quietly, and point stdout at
+    /dev/null so the interpreter's final flush does not complain again."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 # Commands whose re-run picks up where an interrupted run stopped.

@@ -140,7 +140,8 @@ def render_status(console: Console, outcome: "StatusOutcome", json_out: bool) ->
                            "account": state.account, "live": outcome.live is not None, "error": outcome.problem,
                            "api_url": outcome.api_url, "resources": {row["key"]: row for row in rows},
                            "outputs": state.outputs, "local": state.local, "lambda_enis": outcome.lambda_enis,
-                           **({"local_cloud": local} if local else {}), **({"iam": outcome.iam} if outcome.iam else {})})
+                           **({"local_cloud": local} if local else {}), **({"iam": outcome.iam} if outcome.iam else {}),
+                           **({"api_signing": outcome.api_signing} if outcome.api_signing else {})})
         return
     where = f"{state.target}, {state.region or 'region unknown'}" + (f", account {state.account}" if state.account else "")
     console.info(f"Stack {state.stack} ({where})")
@@ -150,12 +151,25 @@ def render_status(console: Console, outcome: "StatusOutcome", json_out: bool) ->
                   [(r["key"], r.get("id") or "-", r.get("state") or "", r.get("drift") or "") for r in rows])
     console.info(f"API: {outcome.api_url or '-'}")
     if local:
-        console.info(f"Local cloud: {local['health']} (pid {local['pid']}), AWS endpoint {local['endpoint_url']}, "
-                     f"API {local['gateway_url']}, log {local['log_file']}"
-                     + (f"; {local['problem']}" if local.get("problem") else ""))
+        console.info(local_cloud_line(local))
+        signing = outcome.api_signing
+        console.info(f"API signing: SigV4 for execute-api in {signing['region']} with access key "
+                     f"{signing['aws_access_key_id']} and secret {signing['aws_secret_access_key']}, or {signing['also']}.")
         from efsctl.cli.iam_view import show_iam_report
 
         show_iam_report(console, outcome.iam)
+
+
+def local_cloud_line(local: dict[str, Any]) -> str:
+    """The local cloud, in one sentence that says only what is known."""
+    health, log = local.get("health"), local.get("log_file")
+    if health == "healthy":
+        return (f"Local cloud: running (pid {local['pid']}), AWS endpoint {local['endpoint_url']}, "
+                f"API {local['gateway_url']}, log {log}.")
+    if health == "not started":
+        return "Local cloud: not started; `efsctl up --local` starts it."
+    problem = local.get("problem") or "it does not answer"
+    return f"Local cloud: {health} ({problem}); `efsctl up --local` starts it again. Log: {log}."
 
 
 # --- down -------------------------------------------------------------------------------------

@@ -169,7 +169,7 @@ def error_for(status: int, body: Any, method: str, path: str, raw: bytes = b"") 
     if status == 404:
         if code == "NotFound":
             text = message if "not found" in message.lower() else f"Not found: {message}"
-            return ApiError(f"{text}.", "`efsctl models` lists the models on EFS; `efsctl upload` adds one.",
+            return ApiError(f"{text[:1].upper()}{text[1:]}.", "`efsctl models` lists the models on EFS; `efsctl upload` adds one.",
                             **kwargs)
         return ApiError(f"Not found: {method} {path} ({message}).", **kwargs)
     if status == 413:

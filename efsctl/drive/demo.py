@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from efsctl.errors import EfsctlError
+from efsctl.units import human_duration
 from efsctl.waits import Clock, Outcome, Poll, wait_until
 
 SAMPLE_NAME = "efsctl-demo.safetensors"
@@ -150,7 +151,7 @@ def run_demo(stack: DemoStack, console: Any, workdir: Path, *, keep: bool = Fals
         if not result.wait.on_efs:
             raise EfsctlError(result.wait.error or "The model did not reach EFS.")
         facts["sha256"] = result.sha256
-        return f"on EFS, sha256 {result.sha256[:12]}…, S3 -> EFS {result.wait.latency_s:.2f} s"
+        return f"on EFS, sha256 {result.sha256[:12]}…, S3 → EFS in {human_duration(result.wait.latency_s)}"
 
     def do_predict() -> str:
         aws, target = facts["aws"], facts["target"]

@@ -8,6 +8,7 @@ pool and reports client-side latency percentiles (nearest rank), the maximum, th
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -71,10 +72,34 @@ class LoadResult:
         return doc
 
 
+Progress = Callable[[int, int, "float | None"], None]
+"""``progress(done, errors, p50_ms so far)``."""
+PROGRESS_EVERY = 0.25   # seconds between progress reports (a p50 costs a sort of what is done)
+
+
 def run_load(api: ApiClient, name: str, *, verify: bool = False, concurrency: int = 4, requests: int = 100,
-             timer: Timer = time.perf_counter, call: Callable[[], Any] | None = None) -> LoadResult:
+             timer: Timer = time.perf_counter, call: Callable[[], Any] | None = None,
+             progress: Progress | None = None) -> LoadResult:
     """Send ``requests`` predict calls, ``concurrency`` at a time; never raises for API errors."""
     call = call or (lambda: api.predict(name, verify))
+    lock = threading.Lock()
+    seen: list[float] = []
+    counts = {"done": 0, "errors": 0, "reported": time.monotonic()}   # (throttling only: not `timer`)
+
+    def report(elapsed_ms: float | None) -> None:
+        with lock:
+            counts["done"] += 1
+            if elapsed_ms is None:
+                counts["errors"] += 1
+            else:
+                seen.append(elapsed_ms)
+            due = counts["done"] == requests or time.monotonic() - counts["reported"] >= PROGRESS_EVERY
+            if not (progress and due):
+                return
+            counts["reported"] = time.monotonic()
+            # the live p50 is over the latest 10,000 answers: sorting a million each time would not be
+            done, errors, latencies = counts["done"], counts["errors"], sorted(seen[-10_000:])
+        progress(done, errors, percentile(latencies, 50))
 
     def one(_: int) -> tuple[float | None, str | None]:
         start = timer()
@@ -84,6 +109,7 @@ def run_load(api: ApiClient, name: str, *, verify: bool = False, concurrency: in
         except ApiError as exc:
             error = exc.message
         elapsed_ms = (timer() - start) * 1000.0
+        report(None if error else elapsed_ms)
         return (None, error) if error else (elapsed_ms, None)
 
     start = timer()

@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 from efsctl.drive.api import ApiClient, ApiError
 from efsctl.drive.fmt import human_bytes
+from efsctl.units import transfer_summary
 from efsctl.drive.names import model_key, validate_model_name
 from efsctl.drive.target import DriveTarget
 from efsctl.errors import ConfigError, EfsctlError, WaitTimeout
@@ -80,6 +81,8 @@ class UploadResult:
     sha256: str
     uploaded_s: float
     etag: str | None = None
+    parts_sent: int = 1         # multipart: parts sent by this run
+    parts_resumed: int = 0      # ... and parts an interrupted run had already sent
     wait: WaitResult | None = None
     stored_at: float | None = field(default=None, repr=False)  # S3's LastModified (epoch s), not in JSON
 
@@ -134,32 +137,44 @@ def file_sha256(path: str | Path, advance: Callable[[int], None] | None = None) 
 
 
 def upload_model(aws: Any, target: DriveTarget, path: Path, name: str, *, console: Any,
-                 declared_sha256: str | None = None, settings: Any = None) -> UploadResult:
+                 declared_sha256: str | None = None, settings: Any = None,
+                 resume_dir: Path | None = None) -> UploadResult:
     """Hash ``path`` and upload it to ``s3://<bucket>/models/<name>`` (no waiting).
 
-    ``declared_sha256`` overrides the checksum sent as metadata; it exists so tests can make
-    the producer reject an upload. The result carries the object's ETag, by which the
-    producer's refusal of this very upload is told from an older one's.
+    A large file goes up as a multipart upload that ``resume_dir`` keeps a record of: run again
+    after an interruption, it sends only the parts S3 does not have (and trusts the earlier
+    hash while the file's size and mtime are unchanged). ``declared_sha256`` overrides the
+    checksum sent as metadata; it exists so tests can make the producer reject an upload. The
+    result carries the object's ETag, by which the producer's refusal of this very upload is
+    told from an older one's.
     """
-    from efsctl.aws.transfer import TransferSettings, head_object, upload_file
+    from efsctl.aws.transfer import ResumeStore, TransferSettings, head_object, upload_file
 
     key = model_key(name)
     size = path.stat().st_size
+    resume = ResumeStore(resume_dir) if resume_dir is not None else None
     start = time.monotonic()
-    with console.transfer(size, "sha256") as advance:
-        sha256, size = file_sha256(path, advance)
-    console.line("ok", "sha256", f"{sha256} ({human_bytes(size)})", time.monotonic() - start)
+    sha256 = resume.sha256_of(target.bucket, key, path) if resume else None
+    if sha256 is not None:
+        console.line("ok", "sha256", f"{sha256} (from the interrupted upload; the file is unchanged)")
+    else:
+        with console.transfer(size, "sha256") as advance:
+            sha256, size = file_sha256(path, advance)
+        console.line("ok", "sha256", f"{sha256} ({transfer_summary(size, time.monotonic() - start)})")
     start = time.monotonic()
     with console.transfer(size, "upload") as advance:
-        upload_file(aws, path, target.bucket, key, sha256=declared_sha256 or sha256, progress=advance,
-                    settings=settings or TransferSettings())
+        sent = upload_file(aws, path, target.bucket, key, sha256=sha256, declared_sha256=declared_sha256,
+                           progress=advance, settings=settings or TransferSettings(), resume=resume)
     uploaded_s = time.monotonic() - start
-    console.line("ok", "uploaded", f"s3://{target.bucket}/{key}", uploaded_s)
+    resumed = (f"; resumed: {sent.reused} of {sent.reused + sent.parts} parts ({human_bytes(sent.reused_bytes)}) "
+               "were already in S3" if sent.resumed else "")
+    console.line("ok", "uploaded", f"s3://{target.bucket}/{key}  "
+                 f"{transfer_summary(size - sent.reused_bytes, uploaded_s)}{resumed}")
     head = head_object(aws, target.bucket, key) or {}
     etag = (head.get("ETag") or "").strip('"') or None
     stored = head.get("LastModified")
     return UploadResult(name=name, key=key, bucket=target.bucket, size=size, sha256=sha256,
-                        uploaded_s=uploaded_s, etag=etag,
+                        uploaded_s=uploaded_s, etag=etag, parts_sent=sent.parts, parts_resumed=sent.reused,
                         stored_at=stored.timestamp() if isinstance(stored, dt.datetime) else None)
 
 

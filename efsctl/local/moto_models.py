@@ -219,3 +219,29 @@ def inventory(account_id: str, region: str) -> dict[str, list[str]]:
 def _roles(backend: Any) -> list[Any]:
     roles = backend.roles
     return list(roles.values()) if isinstance(roles, dict) else list(roles)
+
+
+def issued_key(access_key: str) -> tuple[str, str, str | None] | None:
+    """``(secret, identity ARN, session token or None)`` for an access key this cloud's IAM
+    (CreateAccessKey) or STS (AssumeRole and friends) issued and still honours, else None."""
+    import datetime
+
+    from moto.iam.models import iam_backends
+    from moto.sts.models import sts_backends
+
+    for account_id, account in list(iam_backends.items()):
+        for partition in list(account.keys()):   # existing backends only: a new one holds no keys
+            key = account[partition].access_keys.get(access_key)
+            if key is not None and key.status == "Active" and key.user_name:
+                return key.secret_access_key, f"arn:{partition}:iam::{account_id}:user/{key.user_name}", None
+    for account in list(sts_backends.values()):
+        for backend in list(account.values()):
+            assumed = backend.get_assumed_role_from_access_key(access_key)
+            if assumed is None:
+                continue
+            expires = assumed.expiration if assumed.expiration.tzinfo else assumed.expiration.replace(
+                tzinfo=datetime.timezone.utc)
+            if expires <= datetime.datetime.now(datetime.timezone.utc):
+                return None
+            return assumed.secret_access_key, assumed.arn, assumed.session_token
+    return None

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from efsctl.config import Settings
-from efsctl.errors import EfsctlError
+from efsctl.errors import EfsctlError, StackNotFound
 from efsctl.operations.target import LocalCloud, StackRef, check_cloud_options, check_not_moving, local_cloud_api
 from efsctl.state import TARGET_AWS, TARGET_LOCAL, StackState, StateStore
 
@@ -130,6 +130,16 @@ class StatusOutcome:
     def lambda_enis(self) -> int | None:
         return len(self.live.observed.lambda_enis) if self.live else None
 
+    @property
+    def api_signing(self) -> dict[str, str] | None:
+        """For a local stack: what signs requests to its API (SigV4, service execute-api)."""
+        if not self.state.is_local:
+            return None
+        from efsctl.config import LOCAL_CREDENTIALS, LOCAL_REGION
+
+        return {**LOCAL_CREDENTIALS, "region": self.state.region or LOCAL_REGION, "service": "execute-api",
+                "also": "any access key this local cloud's IAM or STS issued, with its secret (and session token)"}
+
 
 @dataclass
 class DownPreview:
@@ -186,6 +196,7 @@ class Connection:
     state: StackState
     aws: Any
     target: "DriveTarget"
+    uploads_dir: Any = None   # where interrupted multipart uploads are remembered, to resume them
 
     def api(self, *, max_connections: int = 4):
         from efsctl.drive.target import api_client
@@ -274,6 +285,10 @@ class Operations:
         check_not_moving(state, request.local)
         chosen = self._settings(state, request)
         if not local:
+            if state is None and not self.ref.has_aws_credentials(None):
+                raise StackNotFound(f"There is no stack {self.stack!r} here, and no AWS credentials to plan one on AWS.",
+                                    "Plan a local one with `efsctl up --local --dry-run`, or configure AWS credentials "
+                                    "(`aws configure`) and run `efsctl plan` again.")
             aws = self.ref.aws_context(state)
             shown = preview(aws, self.stack, chosen)
             return PlanOutcome(self.stack, TARGET_AWS, shown.config.region, shown.plan, live=True)
@@ -369,7 +384,7 @@ class Operations:
             if local:
                 local_cloud_api().stop_local_cloud(self.store, self.stack, self.console)
             deleted = self.store.delete(self.stack)
-            self.store.forget(self.stack)
+            self.store.forget(self.stack, keep_uploads=keep_bucket)
         observed = preview.plan.observed if preview.plan is not None else None
         return DownOutcome(self.stack, preview.target,
                            observed.region if observed else state.region if state else None,
@@ -419,4 +434,4 @@ class Operations:
 
         state = self.ref.require_state()
         aws = self.ref.context_for(state)
-        return Connection(state, aws, resolve_target(state, aws))
+        return Connection(state, aws, resolve_target(state, aws), self.store.uploads_dir(self.stack))

@@ -109,3 +109,24 @@ def test_local_api_url_falls_back_to_the_gateway_record(local_stack, efsctl_home
     assert target.api_url == "http://127.0.0.1:9" and target.bucket == BUCKET and target.is_local
     assert target.log_groups == {"producer": "/aws/lambda/efsctl-local1-producer",
                                  "consumer": "/aws/lambda/efsctl-local1-consumer"}
+
+
+def test_a_tls_only_bucket_over_plain_http_says_why_the_upload_is_refused(cli, local_stack, tmp_path):
+    session, endpoint = local_stack
+    s3 = session.client("s3", endpoint_url=endpoint)
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": [f"arn:aws:s3:::{BUCKET}", f"arn:aws:s3:::{BUCKET}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
+    s3.put_bucket_policy(Bucket=BUCKET, Policy=json.dumps(policy))
+    try:
+        path = tmp_path / "m.bin"
+        path.write_bytes(b"\x02" * 100)
+        result = cli("--stack", "local1", "upload", str(path), "--no-wait")
+        assert result.exit_code == 1, result
+        said = " ".join(result.stderr.split())
+        assert f"S3 at {endpoint} refused the upload to s3://{BUCKET}/models/m.bin (access denied)." in said
+        assert "denies requests that do not use TLS, and this endpoint is plain HTTP" in said
+        assert "Traceback" not in result.output
+    finally:
+        s3.delete_bucket_policy(Bucket=BUCKET)

@@ -85,8 +85,80 @@ def test_cli_upload_no_wait_json(cli, drive_stack, model_file, api_server):
     etag = s3().head_object(Bucket=BUCKET, Key="models/resnet.safetensors")["ETag"].strip('"')
     assert doc == {"name": "resnet.safetensors", "key": "models/resnet.safetensors", "bucket": BUCKET,
                    "size": model_file.stat().st_size, "sha256": sha(model_file),
-                   "uploaded_s": doc["uploaded_s"], "etag": etag, "wait": None}
+                   "uploaded_s": doc["uploaded_s"], "etag": etag, "parts_sent": 1, "parts_resumed": 0, "wait": None}
     assert api_server.requests == []
+
+
+class Interrupt:
+    """A call hook: Ctrl-C arrives as the ``after``-th UploadPart is about to go out."""
+
+    def __init__(self, after: int) -> None:
+        self.after, self.parts, self.calls = after, 0, []
+
+    def __call__(self, service, operation, params) -> None:
+        self.calls.append(operation)
+        if operation == "UploadPart":
+            self.parts += 1
+            if self.parts == self.after:
+                raise KeyboardInterrupt
+
+
+def test_an_interrupted_upload_run_again_sends_only_the_missing_parts(drive_stack, tmp_path):
+    from efsctl.aws.session import AwsContext
+    from efsctl.aws.transfer import MiB, TransferSettings
+
+    path = tmp_path / "big.bin"
+    path.write_bytes(bytes(range(256)) * (23 * MiB // 256))   # 5 parts of 5 MiB, the last 3 MiB
+    settings = TransferSettings(threshold=5 * MiB, chunk=5 * MiB, concurrency=1)
+    uploads = tmp_path / "uploads"
+    first = AwsContext(region=REGION)
+    cut = Interrupt(after=3)
+    first.add_call_hook(cut)
+    with pytest.raises(KeyboardInterrupt):
+        upload_model(first, target(drive_stack), path, "big.bin", console=Console(), settings=settings,
+                     resume_dir=uploads)
+    assert cut.calls.count("UploadPart") == 3 and "CompleteMultipartUpload" not in cut.calls
+    [open_upload] = s3().list_multipart_uploads(Bucket=BUCKET)["Uploads"]
+    assert len(s3().list_parts(Bucket=BUCKET, Key="models/big.bin", UploadId=open_upload["UploadId"])["Parts"]) == 2
+
+    again = AwsContext(region=REGION)
+    calls = []
+    again.add_call_hook(lambda service, operation, params: calls.append(operation))
+    result = upload_model(again, target(drive_stack), path, "big.bin", console=Console(), settings=settings,
+                          resume_dir=uploads)
+    assert calls.count("UploadPart") == 3 and "CreateMultipartUpload" not in calls   # parts 3, 4 and 5 only
+    assert (result.parts_sent, result.parts_resumed) == (3, 2)
+    body = s3().get_object(Bucket=BUCKET, Key="models/big.bin")
+    assert hashlib.sha256(body["Body"].read()).hexdigest() == sha(path) == body["Metadata"]["sha256"]
+    assert s3().list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == [] and not any(uploads.iterdir())
+
+
+def test_a_file_changed_since_the_interruption_is_uploaded_afresh(drive_stack, tmp_path):
+    import os
+
+    from efsctl.aws.session import AwsContext
+    from efsctl.aws.transfer import MiB, TransferSettings
+
+    path = tmp_path / "big.bin"
+    path.write_bytes(b"a" * (12 * MiB))
+    settings = TransferSettings(threshold=5 * MiB, chunk=5 * MiB, concurrency=1)
+    uploads = tmp_path / "uploads"
+    first = AwsContext(region=REGION)
+    first.add_call_hook(Interrupt(after=2))
+    with pytest.raises(KeyboardInterrupt):
+        upload_model(first, target(drive_stack), path, "big.bin", console=Console(), settings=settings,
+                     resume_dir=uploads)
+    path.write_bytes(b"b" * (12 * MiB))
+    os.utime(path, ns=(1, 1))   # a different mtime whatever the clock's resolution
+    again = AwsContext(region=REGION)
+    calls = []
+    again.add_call_hook(lambda service, operation, params: calls.append(operation))
+    result = upload_model(again, target(drive_stack), path, "big.bin", console=Console(), settings=settings,
+                          resume_dir=uploads)
+    assert "AbortMultipartUpload" in calls and calls.count("UploadPart") == 3 and result.parts_resumed == 0
+    assert result.sha256 == sha(path)   # hashed again: the file changed
+    body = s3().get_object(Bucket=BUCKET, Key="models/big.bin")["Body"].read()
+    assert body == b"b" * (12 * MiB)
 
 
 @pytest.mark.parametrize("name", ["my model.bin", "modèles/数据 v2.gguf"])

@@ -114,12 +114,13 @@ def http_request(method: str, url: str, body: bytes = b"", headers: dict[str, st
 
 
 def signed_headers(method: str, url: str, body: bytes = b"", headers: dict[str, str] | None = None,
-                   secret: str | None = None) -> dict[str, str]:
+                   secret: str | None = None, key: str | None = None, token: str | None = None) -> dict[str, str]:
     from botocore.auth import SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
     request = AWSRequest(method=method, url=url, data=body, headers=dict(headers or {}))
-    creds = Credentials(LOCAL_CREDENTIALS["aws_access_key_id"], secret or LOCAL_CREDENTIALS["aws_secret_access_key"])
+    creds = Credentials(key or LOCAL_CREDENTIALS["aws_access_key_id"],
+                        secret or LOCAL_CREDENTIALS["aws_secret_access_key"], token)
     SigV4Auth(creds, "execute-api", LOCAL_REGION).add_auth(request)
     return dict(request.headers.items())

@@ -103,6 +103,38 @@ def test_unsigned_and_badly_signed_requests_are_forbidden(api):
     assert status == 403
 
 
+def test_keys_the_local_clouds_iam_issued_sign_too(api, cloud):
+    iam, sts = cloud.client("iam"), cloud.client("sts")
+    user = f"caller-{int(time.time() * 1000)}"
+    iam.create_user(UserName=user)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    body = json.dumps({"model": "m"}).encode()
+    url = f"{api.url}/predict"
+    headers = signed_headers("POST", url, body, {"content-type": "application/json"}, key=key["AccessKeyId"],
+                             secret=key["SecretAccessKey"])
+    status, _, resp = http_request("POST", url, body, headers)
+    assert status == 201, resp   # the echo handler's own status
+    caller = json.loads(resp)["event"]["requestContext"]["authorizer"]["iam"]
+    assert caller["accessKey"] == key["AccessKeyId"] and caller["userArn"].endswith(f":user/{user}")
+    # a key the cloud never issued, or an issued one with another secret, is refused
+    for forged in ({"key": "AKIAFORGED0000000000", "secret": key["SecretAccessKey"]},
+                   {"key": key["AccessKeyId"], "secret": "not-its-secret"}):
+        status, _, _ = http_request("POST", url, body, signed_headers("POST", url, body, **forged))
+        assert status == 403, forged
+    # temporary credentials sign with their session token, and only with it
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                     "Principal": {"AWS": "arn:aws:iam::123456789012:root"}}]}
+    role = iam.create_role(RoleName=f"{user}-role", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    temp = sts.assume_role(RoleArn=role, RoleSessionName="api-caller")["Credentials"]
+    session = dict(key=temp["AccessKeyId"], secret=temp["SecretAccessKey"])
+    status, _, resp = http_request("POST", url, body, signed_headers("POST", url, body, token=temp["SessionToken"],
+                                                                     **session))
+    assert status == 201, resp
+    assert ":assumed-role/" in json.loads(resp)["event"]["requestContext"]["authorizer"]["iam"]["userArn"]
+    status, _, _ = http_request("POST", url, body, signed_headers("POST", url, body, **session))   # no token
+    assert status == 403
+
+
 def test_unknown_route_is_not_found(api):
     for method, path in (("GET", "/nothing"), ("DELETE", "/predict"), ("GET", "/open")):
         status, _, resp = http_request(method, api.url + path)

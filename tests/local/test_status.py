@@ -20,7 +20,8 @@ def test_status_json_includes_the_local_cloud(cloud, cli):
 
     text = cli("--stack", cloud.stack, "status", env={"EFSCTL_HOME": str(cloud.store.home)})
     assert text.exit_code == 0
-    assert f"Local cloud: healthy (pid {cloud.record['pid']})" in text.stdout
+    assert f"Local cloud: running (pid {cloud.record['pid']})" in text.stdout
+    assert "API signing: SigV4 for execute-api in us-east-1 with access key efsctllocal" in text.stdout
     assert cloud.gateway_url in text.stdout and "cloud.log" in text.stdout
 
 

@@ -96,11 +96,16 @@ def test_sigv4_verification():
     url = "http://127.0.0.1:9999/models/a%20b?x=1&y=2"
     headers = signed_headers("GET", url, b"", {"X-Extra": "1"})
     received = list(headers.items()) + [("Host", "127.0.0.1:9999")]
-    kwargs = dict(access_key="efsctllocal", secret_key="efsctllocal", region="us-east-1")
+    def signer(secret):
+        return lambda key: sigv4.Signer(secret, "arn:aws:iam::123456789012:root") if key == "efsctllocal" else None
+
+    kwargs = dict(signer_of=signer("efsctllocal"), region="us-east-1")
     assert sigv4.verify("GET", "/models/a%20b?x=1&y=2", received, b"", **kwargs) is not None
     assert sigv4.verify("GET", "/models/a%20b?x=1&y=3", received, b"", **kwargs) is None
     assert sigv4.verify("POST", "/models/a%20b?x=1&y=2", received, b"", **kwargs) is None
-    assert sigv4.verify("GET", "/models/a%20b?x=1&y=2", received, b"", **{**kwargs, "secret_key": "x"}) is None
+    assert sigv4.verify("GET", "/models/a%20b?x=1&y=2", received, b"", **{**kwargs, "signer_of": signer("x")}) is None
+    assert sigv4.verify("GET", "/models/a%20b?x=1&y=2", received, b"",
+                        **{**kwargs, "signer_of": lambda key: None}) is None   # a key nobody issued
     assert sigv4.verify("GET", "/models/a%20b?x=1&y=2", received, b"", **{**kwargs, "region": "eu-west-1"}) is None
     later = datetime.now(timezone.utc) + timedelta(minutes=6)
     assert sigv4.verify("GET", "/models/a%20b?x=1&y=2", received, b"", now=later, **kwargs) is None

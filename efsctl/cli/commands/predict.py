@@ -46,8 +46,12 @@ def predict(
     requests = requests or 100
     start = time.monotonic()
     with conn.api(max_connections=concurrency) as api:
-        with app.console.status(f"{requests} requests, {concurrency} at a time"):
-            result = run_load(api, name, verify=verify, concurrency=concurrency, requests=requests)
+        with app.console.status("load") as update:
+            result = run_load(api, name, verify=verify, concurrency=concurrency, requests=requests,
+                              progress=lambda done, errors, p50: update(
+                                  f"{done}/{requests} requests, {concurrency} at a time, p50 "
+                                  + (f"{p50:.1f} ms" if p50 is not None else "-")
+                                  + (f", {errors} failed" if errors else "")))
     doc = {"model": name, **result.to_dict()}
     if json_out:
         app.console.emit_json(doc)

@@ -26,6 +26,7 @@ def upload(
     import re
 
     from efsctl.drive.fmt import human_bytes
+    from efsctl.units import human_duration
     from efsctl.drive.upload import check_file, default_name, upload_model, wait_on_efs
     from efsctl.errors import ConfigError
 
@@ -38,14 +39,15 @@ def upload(
         wait = sys.stdout.isatty()
     conn = app.ops.connect()
     api = conn.api() if wait else None  # fails before uploading if there is no API
-    result = upload_model(conn.aws, conn.target, path, name, console=app.console, declared_sha256=declared_sha256)
+    result = upload_model(conn.aws, conn.target, path, name, console=app.console, declared_sha256=declared_sha256,
+                          resume_dir=conn.uploads_dir)
     if api is not None:
         with api:
             result.wait = wait_on_efs(api, name, result.sha256, declared_sha256=declared_sha256, etag=result.etag,
                                       stored_at=result.stored_at, timeout=timeout, progress=app.console.progress)
         if result.wait.on_efs:
-            app.console.line("ok", "on EFS", f"models/{name}, sha256 matches; S3 -> EFS "
-                             f"{result.wait.latency_s:.2f} s")
+            app.console.line("ok", "on EFS", f"models/{name}, sha256 matches; S3 → EFS in "
+                             f"{human_duration(result.wait.latency_s)}")
     if json_out:
         app.console.emit_json(result.to_dict())
     if not result.ok:

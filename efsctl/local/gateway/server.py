@@ -53,6 +53,13 @@ class Gateway:
         self.spec_of = spec_of
         self.credentials = credentials
 
+    def signer_of(self, access_key: str) -> "sigv4.Signer | None":
+        """efsctl's own local key, or any key the local cloud's IAM or STS has issued."""
+        if access_key == self.credentials["aws_access_key_id"]:
+            return sigv4.Signer(self.credentials["aws_secret_access_key"], f"arn:aws:iam::{self.account_id}:root")
+        issued = moto_models.issued_key(access_key)
+        return sigv4.Signer(*issued) if issued is not None else None
+
     # --- API and route -------------------------------------------------------------------------
 
     def resolve_api(self, host: str) -> tuple[str, Any] | None:
@@ -94,13 +101,12 @@ class Gateway:
         authorizer = None
         if route["auth"] == "AWS_IAM":
             caller = sigv4.verify(request.method, raw_target, request.headers, request.body,
-                                  access_key=self.credentials["aws_access_key_id"],
-                                  secret_key=self.credentials["aws_secret_access_key"], region=region)
+                                  signer_of=self.signer_of, region=region)
             if caller is None:
                 return payload.FORBIDDEN()
             authorizer = {"iam": {"accessKey": caller.access_key, "accountId": self.account_id,
                                   "callerId": caller.access_key, "cognitoIdentity": None, "principalOrgId": None,
-                                  "userArn": f"arn:aws:iam::{self.account_id}:root", "userId": self.account_id}}
+                                  "userArn": caller.arn, "userId": self.account_id}}
         elif route["auth"] not in ("NONE", ""):
             log.warning("route %s uses %s authorization, which the local gateway refuses", route["key"], route["auth"])
             return payload.FORBIDDEN()

@@ -13,6 +13,7 @@ import hmac
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Callable
 
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -27,6 +28,17 @@ _AUTH = re.compile(r"^AWS4-HMAC-SHA256\s+Credential=([^,\s]+),\s*SignedHeaders=(
 class Caller:
     access_key: str
     region: str
+    arn: str = ""
+
+
+@dataclass(frozen=True)
+class Signer:
+    """Who an access key belongs to: its secret, the session token a temporary key must carry,
+    and the identity's ARN."""
+
+    secret_key: str
+    arn: str
+    session_token: str | None = None
 
 
 class _Verifier(SigV4Auth):
@@ -45,9 +57,10 @@ class _Verifier(SigV4Auth):
         return out
 
 
-def verify(method: str, raw_target: str, headers: list[tuple[str, str]], body: bytes, *, access_key: str,
-           secret_key: str, region: str, service: str = "execute-api", now: datetime | None = None) -> Caller | None:
-    """The caller if the request carries a valid signature by ``access_key``, else None."""
+def verify(method: str, raw_target: str, headers: list[tuple[str, str]], body: bytes, *,
+           signer_of: "Callable[[str], Signer | None]", region: str, service: str = "execute-api",
+           now: datetime | None = None) -> Caller | None:
+    """The caller if the request carries a valid signature by a key ``signer_of`` knows, else None."""
     auth = next((v for k, v in headers if k.lower() == "authorization"), None)
     found = _AUTH.match(auth or "")
     if found is None:
@@ -57,9 +70,15 @@ def verify(method: str, raw_target: str, headers: list[tuple[str, str]], body: b
         key, day, scope_region, scope_service, terminator = credential.split("/")
     except ValueError:
         return None
-    if (key, scope_region, scope_service, terminator) != (access_key, region, service, "aws4_request"):
+    if (scope_region, scope_service, terminator) != (region, service, "aws4_request"):
+        return None
+    signer = signer_of(key)
+    if signer is None:
         return None
     lookup = {k.lower(): v for k, v in headers}
+    if signer.session_token is not None and not hmac.compare_digest(
+            lookup.get("x-amz-security-token", ""), signer.session_token):
+        return None   # a temporary key is valid only with its session's token
     stamp = lookup.get("x-amz-date", "")
     try:
         when = datetime.strptime(stamp, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
@@ -78,7 +97,7 @@ def verify(method: str, raw_target: str, headers: list[tuple[str, str]], body: b
     for name, value in headers:
         request.headers.add_header(name, value)
     request.context["timestamp"] = stamp
-    verifier = _Verifier(Credentials(access_key, secret_key), service, region, signed)
+    verifier = _Verifier(Credentials(key, signer.secret_key, signer.session_token), service, region, signed)
     try:
         canonical = verifier.canonical_request(request)
     except KeyError:
@@ -86,4 +105,4 @@ def verify(method: str, raw_target: str, headers: list[tuple[str, str]], body: b
     expected = verifier.signature(verifier.string_to_sign(request, canonical), request)
     if not hmac.compare_digest(expected, signature):
         return None
-    return Caller(access_key, region)
+    return Caller(key, region, signer.arn)
