@@ -15,6 +15,7 @@ and the function reports the VPC of its subnets (moto says ``vpc-123abc``).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from efsctl.local.fidelity import Patch, PatchContext, Patcher, Target
@@ -22,6 +23,25 @@ from efsctl.local.fidelity.timeline import timeline
 
 ENIS = "_efsctl_enis"
 DESCRIPTION = "AWS Lambda VPC ENI-{name}"
+
+
+def release_interfaces(account_id: str, region: str, eni_ids: list[str], role_arn: str) -> None:
+    """Lambda lets go of a function's interfaces (a module function, so the timeline can save it):
+    deleted with the function's role, or left ``available`` for their owner if the role is gone."""
+    from moto.ec2.models import ec2_backends
+    from moto.iam.models import iam_backends
+
+    ec2_backend = ec2_backends[account_id][region]
+    role_alive = any(r.arn == role_arn for r in iam_backends[account_id]["aws"].get_roles())
+    for eni_id in eni_ids:
+        eni = ec2_backend.enis.get(eni_id)
+        if eni is None:
+            continue
+        if role_alive:
+            ec2_backend.enis.pop(eni_id, None)
+            eni.subnet.del_subnet_ip(eni.private_ip_address)
+        else:   # Lambda could not act for the function any more: orphaned
+            eni.status = "available"
 
 
 def network_of(vpc_config: dict[str, Any] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -33,7 +53,6 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
     from moto.awslambda.exceptions import InvalidParameterValueException
     from moto.awslambda.models import LambdaBackend, LambdaFunction
     from moto.ec2.models import ec2_backends
-    from moto.iam.models import iam_backends
 
     line = timeline(ctx)
 
@@ -72,24 +91,10 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
         setattr(fn, ENIS, enis)
 
     def release(fn: Any) -> None:
-        enis, role_arn, ec2_backend = list(getattr(fn, ENIS, None) or []), fn.role, ec2(fn)
+        enis = list(getattr(fn, ENIS, None) or [])
         setattr(fn, ENIS, [])
-        if not enis:
-            return
-
-        def gone() -> None:
-            role_alive = any(r.arn == role_arn for r in iam_backends[fn.account_id]["aws"].get_roles())
-            for eni_id in enis:
-                eni = ec2_backend.enis.get(eni_id)
-                if eni is None:
-                    continue
-                if role_alive:
-                    ec2_backend.enis.pop(eni_id, None)
-                    eni.subnet.del_subnet_ip(eni.private_ip_address)
-                else:   # Lambda could not act for the function any more: orphaned
-                    eni.status = "available"
-
-        line.after("eni_linger", gone)
+        if enis:
+            line.after("eni_linger", functools.partial(release_interfaces, fn.account_id, fn.region, enis, fn.role))
 
     def wrap_create(original):
         def create_function(self: Any, spec: dict[str, Any]) -> Any:
