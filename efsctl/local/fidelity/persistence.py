@@ -10,7 +10,9 @@ changed, so each commit saves only that:
 - every log stream that received events (``LogStream.put_log_events``), and the logs backend
   when a group or stream appears outside a request (the Lambda runtime's log sink);
 - S3's empty tag sets are not kept (moto stores one per object, which would make the S3
-  backend grow with every object; an absent entry reads the same).
+  backend grow with every object; an absent entry reads the same);
+- every request looks its access key up in IAM (``mark_account_as_visited``, which also notes
+  when a key was last used): that does not count as changing IAM, or every call would save it.
 
 The fidelity layer's own state is registered as extras: the timeline of due transitions (see
 ``timeline``), whose work is made of module functions so it can be saved, and S3's sequencer.
@@ -29,6 +31,7 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
     persist = getattr(ctx, "persist", None)
     if persist is None:
         return
+    import moto.iam.models as iam_models
     from moto.core.base_backend import AccountSpecificBackend
     from moto.logs.models import LogGroup, LogStream, logs_backends
     from moto.s3.models import FakeBucket, S3Backend
@@ -90,6 +93,12 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
     def delitem(self: Any, key: str) -> None:
         dict.__delitem__(self, key)
 
+    def wrap_visited(original: Callable[..., Any]) -> Callable[..., Any]:
+        def mark_account_as_visited(*args: Any, **kwargs: Any) -> None:
+            with persist.tracker.untracked():
+                return original(*args, **kwargs)
+        return mark_account_as_visited
+
     patcher.wrap(AccountSpecificBackend, "__getitem__", wrap_getitem)
     patcher.wrap(_VersionedKeyStore, "__setitem__", key_hook)
     patcher.wrap(_VersionedKeyStore, "setlist", key_hook)
@@ -100,6 +109,7 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
     patcher.wrap(LogStream, "__init__", wrap_created)
     patcher.wrap(LogStream, "put_log_events", wrap_put_log_events)
     patcher.wrap(S3Backend, "put_object_tagging", wrap_tagging)
+    patcher.wrap(iam_models, "mark_account_as_visited", wrap_visited)
 
     line = timeline(ctx)
     line.on_change = lambda: persist.touch_extra("timeline")
@@ -123,6 +133,7 @@ PATCH = Patch(
         Target("moto.s3.models:S3Backend.put_object_tagging", ("self", "key", "tags")),
         Target("moto.utilities.tagging_service:TaggingService.tag_resource", ("self", "arn", "tags")),
         Target("moto.iam.models:IAMBackend._init_aws_policies", ("self",)),
+        Target("moto.iam.models:mark_account_as_visited", ("account_id", "access_key", "service", "region")),
         Target("moto.iam.models:AWSManagedPolicy"),
         Target("moto.core.model_instances:model_data"),
     ),

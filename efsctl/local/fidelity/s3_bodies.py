@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from efsctl.local.fidelity import Patch, PatchContext, Patcher, Target
 from efsctl.local.persist import ingest
-from efsctl.local.persist.blobs import BlobStore, BodyReader, Segment
+from efsctl.local.persist.blobs import INLINE_MAX, BlobStore, BodyReader, Segment, names
 from efsctl.local.persist.pickler import BODY
 
 DIGESTS = "_efsctl_digests"       # raw checksums computed while a part was staged, by algorithm
@@ -85,6 +85,8 @@ def _set_value(key: Any, value: Any) -> None:
             key._etag = staged.md5
     elif not len(value):
         segments, size = (), 0
+    elif len(value) <= INLINE_MAX:
+        segments, size = ((bytes(value), 0, len(value)),), len(value)
     else:
         segments, size = (store().write_bytes(bytes(value)),), len(value)
     key.__dict__[BODY] = segments
@@ -240,9 +242,10 @@ def wrap_wsgi(app: Callable[..., Any]) -> Callable[..., Any]:
                 return app(environ, start_response)
         finally:
             if staged is not None:
-                if not staged.adopted:
-                    store().discard(staged.segment[0])
-                store().release([staged.segment[0]], "staged")
+                blobs = names([staged.segment])
+                if blobs and not staged.adopted:
+                    store().discard(blobs[0])
+                store().release(blobs, "staged")
 
     return s3_app
 

@@ -4,7 +4,9 @@ An object's body is a tuple of *segments* ``(blob, offset, length)``: a PUT or a
 is one whole blob, a completed multipart upload is its parts' segments in order, and a copy
 shares its source's segments, so nothing is copied or held in memory. A blob is fsync'd before
 the request that wrote it is answered; its directory entry is made durable by the next commit
-(:meth:`BlobStore.sync`), before that commit's journal record.
+(:meth:`BlobStore.sync`), before that commit's journal record. A small body (at most
+:data:`INLINE_MAX`, a prediction's output, say) is kept in its segment instead, ``(bytes, 0,
+length)``, and so saved inside the commit's journal record: one fdatasync for the whole PUT.
 
 Blobs are deleted only by :meth:`BlobStore.collect`, after a checkpoint: what the checkpoint
 does not reference, that no request is still staging or reading, and that existed before the
@@ -21,8 +23,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator
 
-Segment = tuple[str, int, int]          # (blob name, offset, length)
+Segment = tuple[str | bytes, int, int]  # (blob name, offset, length), or (the bytes, 0, length)
 CHUNK = 1 << 20
+INLINE_MAX = 64 << 10
+
+
+def names(segments: Iterable[Segment]) -> list[str]:
+    """The blobs segments refer to (inline ones refer to none)."""
+    return [name for name, _, _ in segments if isinstance(name, str)]
 
 
 class BlobStore:
@@ -99,6 +107,10 @@ class BlobStore:
 
     def chunks(self, segments: Iterable[Segment], size: int = CHUNK) -> Iterator[bytes]:
         for name, offset, length in segments:
+            if isinstance(name, bytes):
+                for start in range(offset, offset + length, size):
+                    yield name[start:min(start + size, offset + length)]
+                continue
             with open(self.path(name), "rb", buffering=0) as fh:
                 fh.seek(offset)
                 left = length
@@ -172,7 +184,7 @@ class BodyReader:
         self.store = store
         self.segments = segments
         self.length = sum(length for _, _, length in segments)
-        self._held = [name for name, _, _ in segments]
+        self._held = names(segments)
         store.hold(self._held)
 
     def __len__(self) -> int:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable
 from urllib.parse import parse_qs
 
-from efsctl.local.persist.blobs import CHUNK, BlobStore, Segment
+from efsctl.local.persist.blobs import CHUNK, INLINE_MAX, BlobStore, Segment, names
 
 S3_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/[^/]+/s3/aws4_request")
 STREAMING = ("STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
@@ -89,7 +89,9 @@ def stage(environ: dict[str, Any], store: BlobStore) -> Staged:
     try:
         _verify(environ, staged, trailers, algorithm)
     except BadDigest:
-        store.discard(staged.segment[0])
+        for name in names([staged.segment]):
+            store.discard(name)
+            store.release([name], "staged")
         raise
     _rewrite(environ, staged, algorithm, encodings, chunked, trailers)
     return staged
@@ -166,11 +168,14 @@ def _dechunk(stream: _Bounded, write: Callable[[bytes], None]) -> dict[str, str]
 
 
 class _Writer:
+    """Into memory while the body is small (it is then saved inline, in the journal record), into
+    a blob file once it is not."""
+
     def __init__(self, store: BlobStore, algorithm: str) -> None:
         self.store = store
-        self.name, path = store.new()
-        store.hold([self.name], "staged")
-        self.fh = open(path, "xb")
+        self.name = ""
+        self.fh: BinaryIO | None = None
+        self.buffer = bytearray()
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.crc = 0
         self.size = 0
@@ -178,7 +183,16 @@ class _Writer:
         self.algorithm = algorithm
 
     def write(self, data: bytes) -> None:
-        self.fh.write(data)
+        if self.fh is None and len(self.buffer) + len(data) > INLINE_MAX:
+            self.name, path = self.store.new()
+            self.store.hold([self.name], "staged")
+            self.fh = open(path, "xb")
+            self.fh.write(self.buffer)
+            self.buffer = bytearray()
+        if self.fh is None:
+            self.buffer += data
+        else:
+            self.fh.write(data)
         self.md5.update(data)
         self.crc = binascii.crc32(data, self.crc)
         if self.extra is not None:
@@ -186,18 +200,23 @@ class _Writer:
         self.size += len(data)
 
     def finish(self) -> Staged:
-        self.fh.flush()
-        os.fsync(self.fh.fileno())
-        self.fh.close()
+        if self.fh is not None:
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+            self.fh.close()
+            segment: Segment = (self.name, 0, self.size)
+        else:
+            segment = (bytes(self.buffer), 0, self.size)
         digests = {"CRC32": self.crc.to_bytes(4, "big")}
         if self.extra is not None:
             digests[self.algorithm] = self.extra.digest()
-        return Staged((self.name, 0, self.size), self.md5.hexdigest(), self.crc, digests)
+        return Staged(segment, self.md5.hexdigest(), self.crc, digests)
 
     def abort(self) -> None:
-        self.fh.close()
-        self.store.discard(self.name)
-        self.store.release([self.name], "staged")
+        if self.fh is not None:
+            self.fh.close()
+            self.store.discard(self.name)
+            self.store.release([self.name], "staged")
 
 
 def _verify(environ: dict[str, Any], staged: Staged, trailers: dict[str, str], algorithm: str) -> None:

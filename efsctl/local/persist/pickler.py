@@ -227,7 +227,7 @@ def _stream(pickler: StatePickler, stream: Any) -> Any:
 
 def _key(pickler: StatePickler, key: Any) -> Any:
     if pickler.collect is not None:
-        pickler.collect.update(name for name, _, _ in key.__dict__.get(BODY, ()))
+        pickler.collect.update(name for name, _, _ in key.__dict__.get(BODY, ()) if isinstance(name, str))
     return NotImplemented
 
 
