@@ -160,3 +160,45 @@ def test_a_start_failure_is_one_clear_error(store, console, monkeypatch):
         ensure_local_cloud(store, "eps", console)
     assert "failed to start (exit code 1)" in caught.value.message
     assert str(store.local_dir("eps") / "cloud.log") in caught.value.hint
+
+
+def test_a_slow_but_alive_cloud_is_waited_for_not_replaced(store, console, monkeypatch):
+    record = ensure_local_cloud(store, "slow", console)
+    asked: list[float] = []
+    real = lifecycle.http_json
+
+    def slow_to_answer(port, path, timeout=1.0):
+        asked.append(timeout)
+        answer = real(port, path, timeout)
+        if len(asked) == 2:
+            os.kill(record["pid"], signal.SIGCONT)   # the busy moment is over
+        return answer
+
+    try:
+        os.kill(record["pid"], signal.SIGSTOP)       # alive, and answering nothing
+        monkeypatch.setattr(lifecycle, "http_json", slow_to_answer)
+        again = ensure_local_cloud(store, "slow", console)
+        assert again["pid"] == record["pid"]
+        assert len(asked) >= 3 and asked[1] > asked[0]   # asked again, with more patience each time
+        assert console.warnings == [] and not any("restarting" in d for _, _, d in console.lines)
+    finally:
+        os.kill(record["pid"], signal.SIGCONT)
+        monkeypatch.undo()
+        stop_local_cloud(store, "slow", console)
+
+
+def test_a_live_cloud_that_never_answers_is_not_killed(store, console, monkeypatch):
+    from efsctl.local.options import CloudOptions
+    from efsctl.waits import FakeClock
+
+    data_dir = store.local_dir("mute")
+    data_dir.mkdir(parents=True)
+    (data_dir / "cloud.json").write_text(json.dumps({"pid": os.getpid(), "endpoint_port": 1, "gateway_port": 1}))
+    monkeypatch.setattr(lifecycle, "probe", lambda d, r, timeout=2.0: {
+        "healthy": False, "pid": os.getpid(), "pid_alive": True, "ours": True, "problem": "it does not answer"})
+    monkeypatch.setattr(lifecycle, "_stop_processes", lambda *a: pytest.fail("a live cloud was stopped"))
+    clock = FakeClock()
+    with pytest.raises(LocalCloudError) as caught:
+        lifecycle.ensure(store, "mute", console, CloudOptions(), clock=clock)
+    assert "is running but has not answered for 30 s" in caught.value.message
+    assert clock.t >= lifecycle.HEALTH_PATIENCE and (data_dir / "cloud.json").exists()

@@ -21,6 +21,7 @@ MODULES = [
     "s3_events",              # S3 event records as AWS builds them, delivered asynchronously
     "s3_bodies",              # S3 bodies on disk, streamed; one event per multipart upload
     "access_point_ids",       # access point ids of AWS's shape (fsap- + 17 hex)
+    "aws_policy_ids",         # AWS managed policies keep one id (moto draws a new one per load)
     "function_filesystems",   # FileSystemConfigs kept, returned and validated
     "bucket_policy",          # bucket-policy conditions evaluated (TLS-only policies)
     # AWS's rules and delays (issue 8): states follow the profile's timeline (timeline.py)
