@@ -68,7 +68,8 @@ class Persister:
         self._want_checkpoint = False
         self._thread: threading.Thread | None = None
         self._lock_fd = -1
-        self.counters = {"commits": 0, "units": 0, "bytes": 0, "seconds": 0.0, "checkpoints": 0, "failures": 0}
+        self.counters = {"commits": 0, "units": 0, "bytes": 0, "seconds": 0.0, "checkpoints": 0, "failures": 0,
+                         "waits": 0, "wait_seconds": 0.0}
 
     # --- opening -------------------------------------------------------------------------------
 
@@ -225,9 +226,12 @@ class Persister:
         """Block until what ``scope`` changed is on disk; None, or why some of it could not be saved."""
         if not scope.need:
             return None
+        started = time.perf_counter()
         with self._cond:
             while self._committed < scope.need and not self._stop:
                 self._cond.wait()
+            self.counters["waits"] += 1
+            self.counters["wait_seconds"] += time.perf_counter() - started
             if self._committed < scope.need:
                 return "the local cloud is stopping"
             for epoch in range(scope.first, scope.need + 1):
@@ -323,11 +327,14 @@ class Persister:
             self._lock_fd = -1
 
     def stats(self) -> dict[str, Any]:
-        commits = self.counters["commits"] or 1
+        """Counters since the process started: ``ms_per_commit`` (pickling, writing, syncing, and
+        waiting for requests in flight), ``wait_ms`` (what a changing request's answer waited)."""
+        commits, waits = self.counters["commits"] or 1, self.counters["waits"] or 1
         return {**self.counters, "generation": self._generation,
                 "journal_bytes": self._journal.size if self._journal else 0,
                 "ms_per_commit": 1000 * self.counters["seconds"] / commits,
-                "bytes_per_commit": self.counters["bytes"] / commits}
+                "bytes_per_commit": self.counters["bytes"] / commits,
+                "wait_ms": 1000 * self.counters["wait_seconds"] / waits}
 
 
 def _forget_tracked_instances() -> None:
