@@ -41,6 +41,7 @@ REAP_EVERY = 30.0
 CHECK_DATA_EVERY = 2.0
 EXIT_INCOMPATIBLE = 3      # the saved state was written by another moto/Python/format (lifecycle reads it)
 EXIT_LOCKED = 4            # another process serves this data directory
+EXIT_DAMAGED = 5           # the saved state could not be read back (left as it is)
 
 
 class CannotStart(Exception):
@@ -158,7 +159,12 @@ class LocalCloud:
 
     def _restore(self) -> Any:
         started = time.perf_counter()
-        restored = self.persist.restore()
+        try:
+            restored = self.persist.restore()
+        except Exception as exc:  # noqa: BLE001 - nothing was written: the state stays as it was
+            log.exception("restoring the saved state failed")
+            raise CannotStart(EXIT_DAMAGED, f"the saved state in {self.persist.dir} could not be loaded "
+                                            f"({type(exc).__name__}: {exc}); it is left as it is") from None
         self.persist.start()
         _clear_scratch(self.data_dir)
         if restored.clock is not None:

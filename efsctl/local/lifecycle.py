@@ -44,7 +44,7 @@ HEALTH_PATIENCE = 30.0     # how long a live process that does not answer is wai
 STATUS_TIMEOUT = 2.0       # one health probe for `status`
 START_POLL = Poll(floor=0.02, ceiling=0.25, fraction=0.1)
 HEALTH_POLL = Poll(floor=0.2, ceiling=2.0, fraction=0.2)
-EXIT_INCOMPATIBLE, EXIT_LOCKED = 3, 4   # the daemon's exit codes (efsctl.local.daemon)
+EXIT_INCOMPATIBLE, EXIT_LOCKED, EXIT_DAMAGED = 3, 4, 5   # the daemon's exit codes (efsctl.local.daemon)
 
 _children: dict[int, subprocess.Popen] = {}
 
@@ -303,6 +303,10 @@ def _start(store: Any, stack: str, console: Any, options: CloudOptions, version:
         code = proc.poll()
         if code == EXIT_INCOMPATIBLE and (found := manifest.check(data_dir)) is not None:
             raise incompatible_error(stack, found)
+        if code == EXIT_DAMAGED:
+            raise LocalCloudError(f"The local cloud of stack {stack!r} cannot start: its saved state could not be "
+                                  f"loaded ({_last_line(log_file)}); it is left untouched in {data_dir / 'state'}.",
+                                  f"See {log_file}; `efsctl down` deletes the local stack's data to start afresh.")
         if code == EXIT_LOCKED:
             raise LocalCloudError(f"Another process is already serving the local cloud of stack {stack!r}.",
                                   f"See {log_file}; stop that process (or run `efsctl down`) and try again.")

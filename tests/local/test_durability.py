@@ -331,3 +331,65 @@ def test_a_snapshot_from_another_moto_is_refused_and_left_untouched(tmp_path):
     finally:
         stop_local_cloud(store, STACK, console)     # `down`'s way out: the data goes
     assert not store.local_dir(STACK).exists()
+
+
+def test_a_damaged_snapshot_stops_the_start_and_is_left_as_it_is(tmp_path):
+    from efsctl.local import ensure_local_cloud, stop_local_cloud
+    from efsctl.local.lifecycle import LocalCloudError
+    from efsctl.state import StateStore
+
+    store, console = StateStore(tmp_path / "home"), Quiet()
+    record = ensure_local_cloud(store, STACK, console)
+    _things(record)
+    os.kill(record["pid"], signal.SIGKILL)
+    lifecycle._children[record["pid"]].wait(timeout=20)
+    state = store.local_dir(STACK) / "state"
+    checkpoint = state / json.loads((state / "manifest.json").read_text())["checkpoint"]
+    damaged = bytearray(checkpoint.read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    checkpoint.write_bytes(bytes(damaged))
+    try:
+        with pytest.raises(LocalCloudError) as refused:
+            ensure_local_cloud(store, STACK, console)
+        assert "could not be loaded" in refused.value.message and "efsctl down" in refused.value.hint
+        assert checkpoint.read_bytes() == bytes(damaged)
+    finally:
+        stop_local_cloud(store, STACK, console)
+
+
+def test_a_transition_still_due_survives_a_restart_and_happens(tmp_path):
+    """A deleted function's network interfaces linger (here 3 s); the cloud is killed meanwhile:
+    after the restart they are still there, and they still go once their time is up."""
+    from efsctl.local import ensure_local_cloud, stop_local_cloud
+    from efsctl.local.options import CloudOptions
+    from efsctl.state import StateStore
+
+    from localhelpers import handler_zip
+
+    store, console = StateStore(tmp_path / "home"), Quiet()
+    options = CloudOptions(extra={"delay.eni_linger": "3"})
+    record = ensure_local_cloud(store, STACK, console, options=options)
+    try:
+        ec2, iam, lam = (client(record["endpoint_url"], s) for s in ("ec2", "iam", "lambda"))
+        vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+        subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.9.1.0/24", AvailabilityZone="us-east-1a")["Subnet"]["SubnetId"]
+        group = ec2.create_security_group(GroupName="g", Description="g", VpcId=vpc)["GroupId"]
+        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
+                                                         "Principal": {"Service": "lambda.amazonaws.com"}}]}
+        role = iam.create_role(RoleName="r", AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+        iam.attach_role_policy(RoleName="r",
+                               PolicyArn="arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole")
+        lam.create_function(FunctionName="f", Runtime="python3.12", Role=role, Handler="app.plain",
+                            Code={"ZipFile": handler_zip()}, VpcConfig={"SubnetIds": [subnet], "SecurityGroupIds": [group]})
+        lam.delete_function(FunctionName="f")
+        lingering = lambda ec2: [e["NetworkInterfaceId"] for e in ec2.describe_network_interfaces(  # noqa: E731
+            Filters=[{"Name": "subnet-id", "Values": [subnet]}])["NetworkInterfaces"]]
+        assert lingering(ec2)
+        os.kill(record["pid"], signal.SIGKILL)
+        lifecycle._children[record["pid"]].wait(timeout=20)
+        again = ensure_local_cloud(store, STACK, console, options=options)
+        ec2 = client(again["endpoint_url"], "ec2")
+        eventually(lambda: not lingering(ec2), "the lingering interfaces to go", timeout=60)
+        ec2.delete_subnet(SubnetId=subnet)      # nothing holds it any more
+    finally:
+        stop_local_cloud(store, STACK, console)
