@@ -212,3 +212,33 @@ def test_what_plain_pickle_refuses_is_saved_and_rebuilt():
     holder.bad = defaultdict(lambda: [1])
     with pytest.raises(pickle.PicklingError):
         pickler.dumps(holder)
+
+
+def test_after_a_restart_an_answer_still_waits_for_its_commit(tmp_path):
+    """Commits are numbered per process: a restored persister must not count the last run's."""
+    from efsctl.local.persist.store import Persister
+
+    values = {"x": 0}
+    for run in range(2):
+        persist = Persister(tmp_path)
+        persist.register("x", lambda: values["x"], lambda v: values.update(x=v))
+        persist.restore()
+        persist.start()
+        if run == 1:
+            assert values["x"] == 5
+            release = threading.Event()
+            append = persist._journal.append
+            persist._journal.append = lambda payload: (release.wait(10), append(payload))
+        for n in range(5):
+            with persist.tracker.request(tracking=False) as scope:
+                values["x"] = n + 1
+                persist.touch_extra("x")
+            if run == 0:
+                assert persist.wait(scope) is None
+        if run == 1:
+            answered = threading.Event()
+            threading.Thread(target=lambda: (persist.wait(scope), answered.set())).start()
+            assert not answered.wait(0.05)           # its commit is not on disk yet
+            release.set()
+            assert answered.wait(10)
+        persist.close()

@@ -68,6 +68,7 @@ class Persister:
         self._want_checkpoint = False
         self._thread: threading.Thread | None = None
         self._lock_fd = -1
+        self._journal_end: int | None = None
         self.counters = {"commits": 0, "units": 0, "bytes": 0, "seconds": 0.0, "checkpoints": 0, "failures": 0,
                          "waits": 0, "wait_seconds": 0.0}
 
@@ -117,8 +118,7 @@ class Persister:
                 record = pickle.loads(payload)
                 for key, data in record["units"]:
                     self.codec.apply(restorer, key, data, restored)
-                restored.clock = record["clock"]
-                self._committed = max(self._committed, record["epoch"])
+                restored.clock = record["clock"]   # (epochs number one process's commits: not carried on)
             restored.records = len(frames)
             self._finish(restorer)
             for name, data in restored.extras.items():
@@ -156,7 +156,7 @@ class Persister:
             doc = manifest.read_manifest(self.dir)
             if doc is None:
                 raise RuntimeError("the first snapshot of the local cloud could not be written")
-            self._journal = Journal(self.dir / doc["journal"], keep=getattr(self, "_journal_end", None))
+            self._journal = Journal(self.dir / doc["journal"], keep=self._journal_end)
         self._thread = threading.Thread(target=self._run, name="persist-commit", daemon=True)
         self._thread.start()
 
