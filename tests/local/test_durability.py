@@ -141,9 +141,10 @@ class Load:
     """Uploads (single PUTs, inline and blob-sized, and multipart) and signed predictions, from
     threads, until the cloud dies; records what was acknowledged."""
 
-    def __init__(self, endpoint: str, api_url: str, bucket: str, model: str, seed: int) -> None:
+    def __init__(self, endpoint: str, api_url: str, bucket: str, model: str, seed: float, prefix: str) -> None:
         self.endpoint, self.api_url, self.bucket, self.model = endpoint, api_url, bucket, model
         self.rng = random.Random(seed)
+        self.prefix = prefix
         self.uploads: dict[str, str] = {}
         self.outputs: dict[str, str] = {}
         self.done = threading.Condition()
@@ -166,7 +167,7 @@ class Load:
             size = rng.choice([40, 20_000, 300_000, 11 * MiB if n % 4 == 3 else 2 * MiB])
             body = rng.randbytes(size)
             sha = hashlib.sha256(body).hexdigest()
-            key = f"models/load/{worker}-{n}.bin"
+            key = f"models/load/{self.prefix}-{worker}-{n}.bin"
             try:
                 if size > 5 * MiB:
                     path = Path(os.environ["EFSCTL_HOME"]) / f"upload-{worker}.bin"
@@ -198,6 +199,8 @@ class Load:
 
 @pytest.mark.parametrize("seed", [5])
 def test_kill_under_upload_and_predict_load_loses_nothing_acknowledged(efsctl, tmp_path, seed):
+    """Two rounds: load, kill -9 at a seeded count of answers, restart; the second round runs on
+    a restored cloud, whose answers must be as durable as the first one's."""
     up = efsctl("up", "--local", "--json")
     assert up.exit_code == 0, up.output
     before = ids(efsctl)
@@ -206,36 +209,42 @@ def test_kill_under_upload_and_predict_load_loses_nothing_acknowledged(efsctl, t
     uploaded = efsctl("upload", str(model), "--wait", "--json")
     assert uploaded.exit_code == 0, uploaded.output
     outputs = up.doc["outputs"]
-    load = Load(efsctl.record()["endpoint_url"], outputs["api_url"], outputs["bucket"], "resnet.bin", seed)
-    threads = [threading.Thread(target=load.upload, args=(w,)) for w in range(2)] + [threading.Thread(target=load.predict)]
-    for thread in threads:
-        thread.start()
-    threshold = random.Random(seed).randint(8, 24)
-    with load.done:
-        assert load.done.wait_for(lambda: load.acknowledged() >= threshold, timeout=120), load.acknowledged()
-    efsctl.kill()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert load.uploads and load.outputs, getattr(load, "refused", None)
+    rng = random.Random(seed)
+    uploads, predictions = {}, {}
+    for round_ in range(2):
+        load = Load(efsctl.record()["endpoint_url"], outputs["api_url"], outputs["bucket"], "resnet.bin",
+                    rng.random(), prefix=f"r{round_}")
+        threads = [threading.Thread(target=load.upload, args=(w,)) for w in range(2)]
+        threads.append(threading.Thread(target=load.predict))
+        for thread in threads:
+            thread.start()
+        threshold = rng.randint(6, 20)
+        with load.done:
+            assert load.done.wait_for(lambda: load.acknowledged() >= threshold, timeout=120), load.acknowledged()
+        efsctl.kill()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert load.uploads and load.outputs, getattr(load, "refused", None)
+        uploads.update(load.uploads)
+        predictions.update(load.outputs)
 
-    up_creates_nothing(efsctl)
-    assert ids(efsctl) == before
-    assert "state restored in" in (efsctl.data_dir / "cloud.log").read_text()
-    endpoint = efsctl.record()["endpoint_url"]
-    s3 = client(endpoint, "s3")
-    for key, sha in load.uploads.items():
-        head = s3.head_object(Bucket=outputs["bucket"], Key=key)
-        assert head["Metadata"]["sha256"] == sha, key
-        assert hashlib.sha256(s3.get_object(Bucket=outputs["bucket"], Key=key)["Body"].read()).hexdigest() == sha
-    for key, sha in load.outputs.items():
-        assert json.loads(s3.get_object(Bucket=outputs["bucket"], Key=key)["Body"].read())["sha256"] == sha
-    assert efsctl.control("/_efsctl/drain?timeout=60")["drained"]
-    listed = efsctl("models", "--json")
-    assert listed.exit_code == 0, listed.output
-    on_efs = {m["name"]: m["sha256"] for m in listed.doc["models"]}
-    for key, sha in load.uploads.items():   # every acknowledged upload reached EFS, after the restart if need be
-        assert on_efs.get(key[len("models/"):]) == sha, key
-    assert on_efs["resnet.bin"] == hashlib.sha256(model.read_bytes()).hexdigest()
+        up_creates_nothing(efsctl)
+        assert ids(efsctl) == before
+        s3 = client(efsctl.record()["endpoint_url"], "s3")
+        for key, sha in uploads.items():
+            head = s3.head_object(Bucket=outputs["bucket"], Key=key)
+            assert head["Metadata"]["sha256"] == sha, key
+            assert hashlib.sha256(s3.get_object(Bucket=outputs["bucket"], Key=key)["Body"].read()).hexdigest() == sha
+        for key, sha in predictions.items():
+            assert json.loads(s3.get_object(Bucket=outputs["bucket"], Key=key)["Body"].read())["sha256"] == sha
+        assert efsctl.control("/_efsctl/drain?timeout=60")["drained"]
+        listed = efsctl("models", "--json")
+        assert listed.exit_code == 0, listed.output
+        on_efs = {m["name"]: m["sha256"] for m in listed.doc["models"]}
+        for key, sha in uploads.items():   # every acknowledged upload reached EFS, after the restart if need be
+            assert on_efs.get(key[len("models/"):]) == sha, key
+        assert on_efs["resnet.bin"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert (efsctl.data_dir / "cloud.log").read_text().count("state restored in") == 2
 
 
 # --- the same cloud across versions and profiles ------------------------------------------------
