@@ -203,7 +203,7 @@ def ensure(store: Any, stack: str, console: Any, options: CloudOptions, *, clock
             f"It may be busy: see {data_dir / LOG}, and run the command again (`efsctl down` stops it and "
             "deletes its data).")
     else:
-        console.warn(f"The local cloud of stack {stack!r} had stopped ({state['problem']}); it starts again over "
+        console.warn(f"The local cloud of stack {stack!r} had stopped: {state['problem']}; it starts again over "
                      "its saved state.")
     _stop_processes(data_dir, record, console, clock)
     return _start(store, stack, console, options, version, record, clock, start_timeout)

@@ -251,7 +251,7 @@ def test_internals_the_persister_relies_on():
     import weakref
     from collections import defaultdict
 
-    from moto.core.base_backend import BackendDict, BaseBackend
+    from moto.core.base_backend import AccountSpecificBackend, BackendDict, BaseBackend
     from moto.core.responses import BaseResponse
     from moto.ec2.models import EC2Backend
     from moto.iam.models import AWSManagedPolicy, IAMBackend
@@ -265,7 +265,8 @@ def test_internals_the_persister_relies_on():
     bucket = FakeBucket("b", "123456789012", "us-east-1")
     assert type(bucket.keys) is _VersionedKeyStore and isinstance(bucket.keys.__dict__, dict)   # uids stamp it
     assert tuple(inspect.signature(BaseBackend.__init__).parameters) == ("self", "region_name", "account_id")
-    assert isinstance(BackendDict._instances, list) and callable(BackendDict.iter_backends)
+    assert isinstance(BackendDict._instances, list) and issubclass(BackendDict, dict)   # read as plain dicts
+    assert issubclass(AccountSpecificBackend, dict)
     assert set(vars(LogEvent(1, {"timestamp": 2, "message": "m"}))) == {"ingestion_time", "timestamp", "message",
                                                                           "event_id"}
     assert isinstance(LogEvent._event_id, int) and "self.events: list[LogEvent] = []" in inspect.getsource(LogStream)

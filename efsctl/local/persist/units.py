@@ -78,7 +78,9 @@ class Codec:
         from moto.logs.models import LogsBackend
         from moto.s3.models import S3Backend
 
-        backends = [b for bd in list(BackendDict._instances) for _, _, b in bd.iter_backends()]
+        # Copies of moto's dicts: a lookup outside the gate may add a backend meanwhile.
+        backends = [backend for bd in list(BackendDict._instances) for account in list(dict.values(bd))
+                    for backend in list(dict.values(account))]
         for backend in backends:
             yield backend_unit(backend), backend
         for backend in backends:
