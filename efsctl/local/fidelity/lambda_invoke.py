@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
-from typing import Any, ContextManager
+from typing import Any, Iterator
 
 from efsctl.local import moto_models
 from efsctl.local.fidelity import Patch, PatchContext, Patcher, Target
@@ -56,10 +56,16 @@ def locator(ctx: PatchContext, arn: str):
     return locate
 
 
-def outside_the_gate(ctx: PatchContext) -> ContextManager[Any]:
+@contextlib.contextmanager
+def outside_the_gate(ctx: PatchContext) -> Iterator[None]:
     """A synchronous invocation runs a handler that calls the cloud back: the request lets go of
-    the persister's gate meanwhile, or a commit waiting for the gate would wait for it forever."""
-    return ctx.persist.gate.outside() if ctx.persist is not None else contextlib.nullcontext()
+    the persister's gate meanwhile, or a commit waiting for the gate would wait for it forever.
+    What the runtime looks up meanwhile is not a change (what the run changes reports itself)."""
+    if ctx.persist is None:
+        yield
+        return
+    with ctx.persist.gate.outside(), ctx.persist.tracker.untracked():
+        yield
 
 
 def throttled(reason: str):
