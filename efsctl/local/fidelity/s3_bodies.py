@@ -236,6 +236,9 @@ def wrap_wsgi(app: Callable[..., Any]) -> Callable[..., Any]:
                 return _refuse(start_response, "BadDigest", str(exc))
             except (ConnectionError, ValueError) as exc:
                 return _refuse(start_response, "IncompleteBody", f"The request body was not received whole ({exc}).")
+            except OSError as exc:     # the disk is full, say: say so, as S3 says it cannot store
+                return _refuse(start_response, "InternalError", f"The local cloud could not store the body ({exc}).",
+                               "500 Internal Server Error")
         reading = environ.get("REQUEST_METHOD") in ("GET", "HEAD")
         try:
             with staged_body(staged), (lazy_bodies() if reading else contextlib.nullcontext()):
@@ -250,8 +253,9 @@ def wrap_wsgi(app: Callable[..., Any]) -> Callable[..., Any]:
     return s3_app
 
 
-def _refuse(start_response: Callable[..., Any], code: str, message: str) -> list[bytes]:
-    status, headers, body = ingest.error_response(code, message)
+def _refuse(start_response: Callable[..., Any], code: str, message: str,
+            status: str = "400 Bad Request") -> list[bytes]:
+    status, headers, body = ingest.error_response(code, message, status)
     start_response(status, headers)
     return [body]
 
