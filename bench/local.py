@@ -19,6 +19,7 @@ import http.client
 import io
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -314,6 +315,7 @@ def bench_persistence(requests: int) -> None:
         plain_server.stdin.close()
         plain_server.wait(timeout=30)
         stop_local_cloud(store, "bench", Quiet())
+        shutil.rmtree(store.home, ignore_errors=True)
     for label in ("small", "256 KiB"):
         report(f"PutObject {label}, p50: plain moto", plain[label], None, "ms")
         report(f"PutObject {label}, p50: durable local cloud", local[label], None, "ms")
