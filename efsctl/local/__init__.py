@@ -1,13 +1,15 @@
 """The embedded local cloud: moto, a Lambda runtime and an execute-api gateway in one process.
 
 This module is what the rest of efsctl calls; it imports only the standard library at module
-level (moto loads inside the daemon process, never in the CLI):
+level (moto loads inside the daemon process, never in the CLI). What each does to the stack's
+data (``<state>/local/<stack>/``: persisted AWS state, S3 bodies, EFS files, code):
 
-- :func:`ensure_local_cloud` starts (or reuses) the stack's process and returns its record,
-  which ``up`` stores as ``state.local`` (``endpoint_url``, ``gateway_url``, ``pid``, ...);
-- :func:`stop_local_cloud` stops it, frees its ports and removes its data (idempotent);
-- :func:`local_cloud_health` and :func:`local_status_section` report on it for ``status``;
-- :func:`require_local_cloud` turns a dead local cloud into one clear error;
+- :func:`ensure_local_cloud` starts (or reuses) the stack's process over its persisted state and
+  returns its record, which ``up`` stores as ``state.local``; it never deletes anything;
+- :func:`stop_local_cloud` stops it and deletes the stack's local data: the only deletion
+  (``down`` calls it);
+- :func:`local_cloud_health`, :func:`local_status_section`, :func:`local_stack_present` and
+  :func:`require_local_cloud` only look: they start, stop and change nothing.
 - :func:`local_iam_report` is the least-privilege report: what each function's role used.
 """
 
@@ -16,13 +18,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from efsctl.console import Console
     from efsctl.local.options import CloudOptions
     from efsctl.state import StateStore
     from efsctl.waits import Clock
 
 __all__ = ["ensure_local_cloud", "stop_local_cloud", "local_cloud_health", "local_status_section",
-           "require_local_cloud", "local_iam_report"]
+           "local_stack_present", "require_local_cloud", "local_iam_report"]
 
 
 def ensure_local_cloud(store: "StateStore", stack: str, console: "Console", *, realism: str | None = None,
@@ -31,12 +35,20 @@ def ensure_local_cloud(store: "StateStore", stack: str, console: "Console", *, r
     """Start or reuse the stack's local cloud; wait (bounded, visibly) until it is healthy.
 
     Returns the record kept in ``<state>/local/<stack>/cloud.json``: ``endpoint_url`` (every AWS
-    API), ``gateway_url`` (the HTTP API), ``pid``, ``log_file``, ``version`` and the ports.
-    ``realism`` (``instant`` or ``aws``), ``time_scale`` and ``throttle_rate`` (a fraction of API
-    calls refused as throttled) are chosen when the process starts; asking for others replaces it.
-    Those not given keep the running process's (else ``instant``, 1.0 and 0), so a later ``up``
-    on a realistic local stack does not replace its cloud.
-    ``options`` sets more than the profile (retry delays, concurrency; tests use it).
+    API), ``gateway_url`` (the HTTP API), ``pid``, ``log_file``, ``version``, ``data_dir`` and the
+    ports. ``realism`` (``instant`` or ``aws``), ``time_scale`` and ``throttle_rate`` (a fraction of
+    API calls refused as throttled) are chosen when the process starts; those not given keep the
+    running process's (else ``instant``, 1.0 and 0). ``options`` sets more than the profile
+    (retry delays, concurrency; tests use it).
+
+    What it does to data: nothing is ever deleted. A healthy process of this version and profile
+    is reused. Another efsctl version or another profile restarts the process over the same
+    persisted state (a running cloud whose state this version cannot load keeps running, with a
+    warning). A process that is gone is started again over its persisted state. A live process
+    that is slow to answer is waited for (30 s, with progress), never replaced; if it still does
+    not answer, :class:`LocalCloudError` says so. A snapshot saved by another moto or Python is
+    refused, untouched, with a :class:`LocalCloudError` naming the two ways out (reinstall that
+    moto, or ``efsctl down``).
     """
     from efsctl.local import lifecycle
     from efsctl.local.options import CloudOptions
@@ -58,7 +70,13 @@ def ensure_local_cloud(store: "StateStore", stack: str, console: "Console", *, r
 
 
 def stop_local_cloud(store: "StateStore", stack: str, console: "Console", *, clock: "Clock | None" = None) -> None:
-    """Stop the stack's local cloud (SIGTERM, bounded wait, SIGKILL), free its ports, remove its data."""
+    """Stop the stack's local cloud and delete its local data; idempotent.
+
+    SIGTERM (the process writes what it has pending), a bounded wait, then SIGKILL to its process
+    group; then ``<state>/local/<stack>/`` is removed whole: the persisted AWS state, S3 bodies,
+    EFS files, deployed code and the log. This is the only function that deletes a stack's local
+    data. With nothing there it does nothing and says nothing.
+    """
     from efsctl.local import lifecycle
 
     lifecycle.stop(store, stack, console, clock=clock)
@@ -66,7 +84,8 @@ def stop_local_cloud(store: "StateStore", stack: str, console: "Console", *, clo
 
 def local_cloud_health(store: "StateStore", stack: str) -> dict[str, Any] | None:
     """None if the stack has no local cloud record; else the record plus what is true now
-    (``healthy``, ``pid_alive``, ``endpoint_ok``, ``gateway_ok``, ``problem``)."""
+    (``healthy``, ``pid_alive``, ``endpoint_ok``, ``gateway_ok``, ``problem``). One probe (2 s);
+    it changes nothing."""
     from efsctl.local import lifecycle
 
     data_dir = store.local_dir(stack)
@@ -76,28 +95,38 @@ def local_cloud_health(store: "StateStore", stack: str) -> dict[str, Any] | None
     return {**lifecycle.public(record), **lifecycle.probe(data_dir, record)}
 
 
+def local_stack_present(store: "StateStore", stack: str) -> bool:
+    """True if the stack has local data (its directory identifies a local stack even when the
+    stack's state file is gone); changes nothing."""
+    return store.local_dir(stack).is_dir()
+
+
 def local_status_section(store: "StateStore", stack: str) -> dict[str, Any]:
-    """What ``status`` shows about the local cloud (text and ``--json``)."""
+    """What ``status`` shows about the local cloud (text and ``--json``), including what its data
+    directory holds (``data``: bytes by part, and the versions that saved its state). Changes nothing."""
+    data = _data_usage(store.local_dir(stack))
     health = local_cloud_health(store, stack)
     if health is None:
         return {"health": "not started", "endpoint_url": None, "gateway_url": None, "pid": None,
-                "log_file": str(store.local_dir(stack) / "cloud.log"), "problem": "no local cloud is recorded"}
-    return {"health": "healthy" if health["healthy"] else ("stopped" if not health["pid_alive"] else "unhealthy"),
+                "log_file": str(store.local_dir(stack) / "cloud.log"), "problem": "no local cloud is recorded",
+                "data": data}
+    alive = health["pid_alive"]
+    return {"health": "healthy" if health["healthy"] else ("stopped" if not alive else "unresponsive"),
             "endpoint_url": health.get("endpoint_url"), "gateway_url": health.get("gateway_url"),
             "pid": health.get("pid"), "log_file": health.get("log_file"), "version": health.get("version"),
             "realism": health.get("realism"), "time_scale": health.get("time_scale"),
-            "problem": health.get("problem")}
+            "problem": health.get("problem"), "data": data}
 
 
 def require_local_cloud(store: "StateStore", stack: str) -> dict[str, Any]:
-    """The healthy local cloud's record, or a :class:`LocalCloudError` saying what to do."""
+    """The healthy local cloud's record, or a :class:`LocalCloudError` saying what to do. Changes nothing."""
     from efsctl.local.lifecycle import LocalCloudError
 
     health = local_cloud_health(store, stack)
     if health is None or not health["healthy"]:
         problem = "it was never started" if health is None else health["problem"]
-        raise LocalCloudError(f"The local cloud of stack {stack!r} is not running ({problem}); its AWS state is lost.",
-                              "Run `efsctl up --local` to start a fresh one and re-create the stack.")
+        raise LocalCloudError(f"The local cloud of stack {stack!r} is not running ({problem}).",
+                              "Run `efsctl up --local` to start it again; its saved state comes back with it.")
     return health
 
 
@@ -129,3 +158,26 @@ def local_iam_report(store: "StateStore", stack: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         log = {"since": None, "functions": {}}
     return {"live": False, **build_report(log, None)}
+
+
+def _data_usage(data_dir: "Path") -> dict[str, Any]:
+    import os
+
+    from efsctl.local.persist import manifest
+
+    parts: dict[str, int] = {}
+    if data_dir.is_dir():
+        for part in ("state", "s3", "efs", "functions"):
+            total = 0
+            for root, _, files in os.walk(data_dir / part):
+                for name in files:
+                    try:
+                        total += os.lstat(os.path.join(root, name)).st_size
+                    except OSError:
+                        pass
+            parts[part] = total
+    try:
+        saved = (manifest.read_manifest(manifest.state_dir(data_dir)) or {}).get("written_by")
+    except ValueError:
+        saved = None
+    return {"dir": str(data_dir), "bytes": parts, "total_bytes": sum(parts.values()), "saved_by": saved}

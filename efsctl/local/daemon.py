@@ -2,8 +2,11 @@
 
 One per stack, started detached by :func:`efsctl.local.ensure_local_cloud`. Inside: moto's server
 (every AWS API on one loopback port, IAM managed policies loaded), the fidelity patches, the
-Lambda runtime with its asynchronous queue, and the execute-api gateway on a second port. Once
-both ports are bound it writes the ready file (pid, ports, version, token) and keeps serving
+Lambda runtime with its asynchronous queue, and the execute-api gateway on a second port. It
+first restores the stack's persisted state (``efsctl.local.persist``: moto's backends, S3 bodies,
+log events, queued events, the fidelity layer's timeline) and refuses to start on a snapshot it
+cannot load (exit 3, the snapshot untouched) or on a data directory another process holds (4).
+Once both ports are bound it writes the ready file (pid, ports, version, token) and keeps serving
 until SIGTERM. Backends are warmed in the background after that, while the caller gets going.
 
 Control paths on the AWS port (S3 bucket names cannot start with ``_``, so nothing collides):
@@ -37,6 +40,24 @@ log = logging.getLogger("efsctl.local")
 WARM_APPS = ("sts", "iam", "ec2", "efs", "s3", "awslambda", "logs", "apigateway", "resourcegroupstaggingapi")
 REAP_EVERY = 30.0
 CHECK_DATA_EVERY = 2.0
+EXIT_INCOMPATIBLE = 3      # the saved state was written by another moto/Python/format (lifecycle reads it)
+EXIT_LOCKED = 4            # another process serves this data directory
+EXIT_DAMAGED = 5           # the saved state could not be read back (left as it is)
+
+
+class CannotStart(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+
+
+def _clear_scratch(data_dir: Path) -> None:
+    """Lambda's /tmp does not outlive its environment: remove what environments of a previous
+    run left in ``functions/*/tmp`` (the extracted code next to it is kept)."""
+    import shutil
+
+    for scratch in (data_dir / "functions").glob("*/tmp"):
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 class LocalCloud:
@@ -46,7 +67,8 @@ class LocalCloud:
         self.options = options
         self.token = token
         self.version = cloud_version()
-        self.clock = CloudClock(time_scale=options.time_scale)
+        self.clock = CloudClock(time_scale=options.time_scale)   # replaced by one on the persisted clock
+        self.persist: Any = None
         self.started_at = time.time()
         self.stopping = threading.Event()
         self.region = LOCAL_REGION
@@ -58,6 +80,7 @@ class LocalCloud:
     # --- start ---------------------------------------------------------------------------------
 
     def start(self, endpoint_port: int = 0, gateway_port: int = 0) -> None:
+        """Restore the persisted state, then bind both ports; raises :class:`CannotStart`."""
         configure_moto()
         fast_moto_import()
         from moto.core import DEFAULT_ACCOUNT_ID
@@ -66,16 +89,22 @@ class LocalCloud:
 
         from efsctl.local import fidelity, moto_models
         from efsctl.local.deferral import Deferral
+        from efsctl.local.fidelity import s3_bodies
+        from efsctl.local.fidelity.lambda_invoke import locator
         from efsctl.local.gateway.server import Gateway, serve
+        from efsctl.local.persist import wsgi as persist_wsgi
         from efsctl.local.runtime import LambdaRuntime, RuntimeConfig
         from efsctl.local.runtime.asyncq import AsyncInvoker
         from efsctl.local.runtime.logs import LogSink
 
+        self.persist = self._open_state()
+        self.clock = CloudClock(time_scale=self.options.time_scale, now=self.persist.monotonic)
         self.account_id = DEFAULT_ACCOUNT_ID
         self.dispatcher = DomainDispatcherApplication(create_backend_app)
         self._create_app = create_backend_app
         self.deferral = Deferral()
-        app = self._control(self.deferral.wrap_wsgi(self.dispatcher))
+        app = self._control(s3_bodies.wrap_wsgi(persist_wsgi.wrap_wsgi(self.deferral.wrap_wsgi(self.dispatcher),
+                                                                       self.persist)))
         moto_server = _bind(lambda port: make_server("127.0.0.1", port, app, threaded=True,
                                                      request_handler=MotoRequestHandler), endpoint_port, "AWS")
         self.endpoint_port = moto_server.server_address[1]
@@ -84,13 +113,17 @@ class LocalCloud:
         self.runtime = LambdaRuntime(
             RuntimeConfig(self.data_dir, self.endpoint_url, self.region, dict(LOCAL_CREDENTIALS),
                           concurrency=self.options.concurrency, idle_seconds=self.options.idle_seconds),
-            LogSink(self.account_id))
-        self.invoker = AsyncInvoker(self.runtime, delays=self.options.retry_delays, clock=self.clock, log=log)
+            LogSink(self.account_id, gate=self.persist.gate.shared))
+        self.invoker = AsyncInvoker(self.runtime, delays=self.options.retry_delays, clock=self.clock, log=log,
+                                    persist=self.persist)
+        self.persist.jobs = self.invoker.jobs
         ctx = fidelity.PatchContext(account_id=self.account_id, region=self.region, profile=self.options.realism,
                                     clock=self.clock, runtime=self.runtime, invoker=self.invoker,
-                                    deferral=self.deferral, data_dir=self.data_dir, extra=dict(self.options.extra))
+                                    deferral=self.deferral, data_dir=self.data_dir, extra=dict(self.options.extra),
+                                    persist=self.persist)
         self.patcher = fidelity.install(ctx)
         self.fidelity_ctx = ctx
+        restored = self._restore()
         gateway = Gateway(stack=self.stack, account_id=self.account_id, runtime=self.runtime,
                           spec_of=lambda fn: moto_models.function_spec(fn, self.data_dir),
                           credentials=dict(LOCAL_CREDENTIALS))
@@ -103,9 +136,42 @@ class LocalCloud:
                                   name="moto-server", daemon=True)
         thread.start()
         self._servers = [moto_server, gateway_server]
+        # Events acknowledged before the last stop run again now that the endpoints answer.
+        requeued = self.invoker.restore(list(restored.jobs.values()), lambda arn: locator(ctx, arn))
+        if requeued:
+            log.info("%d queued asynchronous events from before the restart queued again", requeued)
         log.info("local cloud for stack %s: AWS %s, API %s (pid %d, %s, realism %s x%s)", self.stack,
                  self.endpoint_url, self.gateway_url, os.getpid(), self.version, self.options.realism,
                  self.options.time_scale)
+
+    def _open_state(self) -> Any:
+        from efsctl.local.persist.store import Persister, StateLocked
+
+        persist = Persister(self.data_dir)
+        try:
+            persist.lock()
+        except StateLocked as exc:
+            raise CannotStart(EXIT_LOCKED, f"{exc}; it is already running") from None
+        incompatible = persist.incompatible()
+        if incompatible is not None:
+            raise CannotStart(EXIT_INCOMPATIBLE, f"the saved state {incompatible.what()}; it is kept untouched in "
+                                                 f"{incompatible.state_dir}")
+        return persist
+
+    def _restore(self) -> Any:
+        started = time.perf_counter()
+        try:
+            restored = self.persist.restore()
+        except Exception as exc:  # noqa: BLE001 - nothing was written: the state stays as it was
+            log.exception("restoring the saved state failed")
+            raise CannotStart(EXIT_DAMAGED, f"the saved state in {self.persist.dir} could not be loaded "
+                                            f"({type(exc).__name__}: {exc}); it is left as it is") from None
+        self.persist.start()
+        _clear_scratch(self.data_dir)
+        if restored.clock is not None:
+            log.info("state restored in %.2f s (%d journal records%s); %d queued events", time.perf_counter() - started,
+                     restored.records, ", a torn last record dropped" if restored.torn else "", len(restored.jobs))
+        return restored
 
     def warm(self) -> None:
         """Create the backends and apps the stack uses, so the first calls do not pay for it."""
@@ -119,7 +185,8 @@ class LocalCloud:
 
             for service, region in (("iam", "global"), ("ec2", self.region), ("efs", self.region), ("s3", "aws"),
                                     ("lambda", self.region), ("logs", self.region), ("apigatewayv2", self.region)):
-                get_backend(service)[self.account_id][region]
+                with self.persist.gate.shared():
+                    get_backend(service)[self.account_id][region]
             if self.runtime.sessions is not None:
                 self.runtime.sessions.prepare()   # the STS client the first cold start would make
         except Exception:  # noqa: BLE001 - warming is an optimisation only
@@ -141,7 +208,7 @@ class LocalCloud:
                     "pending_transitions": extra["_timeline"].pending if "_timeline" in extra else 0,
                     "throttled": extra["_throttle"].refused if "_throttle" in extra else 0}
         return {"functions": self.runtime.stats(), "async_outcomes": self.invoker.outcomes[-100:],
-                "async_pending": self.invoker.pending, "fidelity": fidelity}
+                "async_pending": self.invoker.pending, "fidelity": fidelity, "persistence": self.persist.stats()}
 
     def drain(self, query: dict[str, list[str]]) -> dict[str, Any]:
         """Wait (bounded by ``?timeout=``) until every queued asynchronous event has finished."""
@@ -217,6 +284,7 @@ class LocalCloud:
         self.invoker.shutdown()
         self.runtime.shutdown()
         self.fidelity_ctx.stop()   # the usage log is written out
+        self.persist.close()
         log.info("local cloud for stack %s stopped in %.2f s", self.stack, time.perf_counter() - started)
 
 
@@ -283,6 +351,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: cloud.stopping.set())
     try:
         cloud.start(args.endpoint_port, args.gateway_port)
+    except CannotStart as exc:
+        log.error("the local cloud cannot start: %s", exc)
+        return exc.code
     except Exception as exc:  # noqa: BLE001 - the parent reads the reason from the log
         log.exception("the local cloud failed to start: %s", exc)
         return 1

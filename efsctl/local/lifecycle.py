@@ -1,12 +1,17 @@
 """Start, find, check and stop a stack's local cloud process. Standard library only (no moto here).
 
 Files in ``<state>/local/<stack>/``: ``cloud.json`` (the record: pid, ports, version, token,
-log file), ``cloud.log`` (the process's log), ``ready.json`` (the process's handshake), and
-the data the process keeps (``efs/``, ``functions/``). A process is *ours* when its command line
+log file), ``cloud.log`` (the process's log), ``ready.json`` (the process's handshake), and the
+data the process keeps: ``state/`` (the persisted AWS state), ``s3/`` (object bodies), ``efs/``
+(the file systems), ``functions/`` (deployed code). A process is *ours* when its command line
 names this data directory; it is *healthy* when its AWS port answers ``/_efsctl/health`` with the
-recorded token and its gateway port accepts connections. Everything else is handled: a stale
-record (the process is gone: its moto state is lost, so we start afresh), a recorded port now
-held by someone else, another version, another realism profile.
+recorded token and its gateway port accepts connections.
+
+Nothing here deletes data except :func:`stop` (``efsctl down``). A process that is gone is
+started again over the persisted state; one that is alive but slow to answer is waited for (up
+to :data:`HEALTH_PATIENCE`), never replaced; another efsctl version or another realism profile
+restarts the process over the same state. A snapshot this efsctl cannot load (another moto or
+Python) stops the command with the choices, and is left untouched.
 """
 
 from __future__ import annotations
@@ -26,15 +31,20 @@ from typing import Any
 
 from efsctl.errors import EfsctlError
 from efsctl.local.options import CloudOptions
+from efsctl.local.persist import manifest
 from efsctl.local.version import cloud_version
 from efsctl.waits import Clock, Outcome, Poll, wait_until
 
 RECORD = "cloud.json"
 READY = "ready.json"
 LOG = "cloud.log"
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
+START_TIMEOUT = 60.0       # a large saved state takes a while to load
+STOP_TIMEOUT = 20.0        # SIGTERM lets the process write what it has pending first
+HEALTH_PATIENCE = 30.0     # how long a live process that does not answer is waited for
+STATUS_TIMEOUT = 2.0       # one health probe for `status`
 START_POLL = Poll(floor=0.02, ceiling=0.25, fraction=0.1)
+HEALTH_POLL = Poll(floor=0.2, ceiling=2.0, fraction=0.2)
+EXIT_INCOMPATIBLE, EXIT_LOCKED, EXIT_DAMAGED = 3, 4, 5   # the daemon's exit codes (efsctl.local.daemon)
 
 _children: dict[int, subprocess.Popen] = {}
 
@@ -133,13 +143,13 @@ def port_open(port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def probe(data_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
-    """What is true of a recorded local cloud right now."""
+def probe(data_dir: Path, record: dict[str, Any], timeout: float = STATUS_TIMEOUT) -> dict[str, Any]:
+    """What is true of a recorded local cloud right now (its health call given ``timeout`` s)."""
     pid = int(record.get("pid") or 0)
     alive = pid_alive(pid)
     ours = alive and is_ours(pid, data_dir)
     port = int(record.get("endpoint_port") or 0)
-    health = http_json(port, "/_efsctl/health", timeout=0.5) if port else None
+    health = http_json(port, "/_efsctl/health", timeout=timeout) if port else None
     endpoint_ok = bool(health) and health.get("token") == record.get("token") and health.get("pid") == pid
     gateway_ok = endpoint_ok and port_open(int(record.get("gateway_port") or 0))
     problem = None
@@ -150,7 +160,7 @@ def probe(data_dir: Path, record: dict[str, Any]) -> dict[str, Any]:
     elif health and not endpoint_ok:
         problem = f"port {record.get('endpoint_port')} answers for another process"
     elif not endpoint_ok:
-        problem = f"it does not answer on port {record.get('endpoint_port')}"
+        problem = f"it does not answer on port {record.get('endpoint_port')} within {timeout:g} s"
     elif not gateway_ok:
         problem = f"its API gateway does not answer on port {record.get('gateway_port')}"
     if not alive and health is not None:
@@ -168,23 +178,59 @@ def ensure(store: Any, stack: str, console: Any, options: CloudOptions, *, clock
            start_timeout: float = START_TIMEOUT) -> dict[str, Any]:
     data_dir = store.local_dir(stack)
     version = cloud_version()
+    clock = clock or Clock()
     record = read_record(data_dir)
-    if record is not None:
-        state = probe(data_dir, record)
+    if record is None:
+        _stop_processes(data_dir, None, console, clock)
+        return _start(store, stack, console, options, version, record, clock, start_timeout)
+    state = settle(data_dir, record, console, clock)
+    if state["healthy"]:
         same = (record.get("version") == version and state.get("running_version") in (None, version)
                 and _identity(record) == options.identity())
-        if state["healthy"] and same:
+        if same:
             console.line("ok", "local cloud", f"running (pid {record['pid']}) at {record['endpoint_url']}")
             return public(record)
-        if state["healthy"]:
-            console.warn(_mismatch(stack, record, version, options))
-        else:
-            console.warn(f"The local cloud of stack {stack!r} is not usable: {state['problem']}. Its AWS state "
-                         "is lost, so a fresh one starts now and `up` re-creates every resource.")
-        _stop_processes(data_dir, record, console, clock)
+        why = _mismatch(record, version, options)
+        blocker = _cannot_move(data_dir)
+        if blocker is not None:
+            console.warn(f"The local cloud of stack {stack!r} {why}, but {blocker}; it keeps running as it is.")
+            return public(record)
+        console.line("run", "local cloud", f"restarting: it {why}; its state is kept")
+    elif state["pid_alive"] and state["ours"]:
+        raise LocalCloudError(
+            f"The local cloud of stack {stack!r} (pid {state['pid']}) is running but has not answered for "
+            f"{HEALTH_PATIENCE:.0f} s.",
+            f"It may be busy: see {data_dir / LOG}, and run the command again (`efsctl down` stops it and "
+            "deletes its data).")
     else:
-        _stop_processes(data_dir, None, console, clock)
+        console.warn(f"The local cloud of stack {stack!r} had stopped: {state['problem']}; it starts again over "
+                     "its saved state.")
+    _stop_processes(data_dir, record, console, clock)
     return _start(store, stack, console, options, version, record, clock, start_timeout)
+
+
+def settle(data_dir: Path, record: dict[str, Any], console: Any, clock: Clock) -> dict[str, Any]:
+    """Probe a recorded cloud; if its process is alive but slow to answer (a busy cloud, a loaded
+    machine), ask again with longer timeouts for up to :data:`HEALTH_PATIENCE` seconds."""
+    state = probe(data_dir, record, timeout=0.5)
+    if state["healthy"] or not (state["pid_alive"] and state["ours"]):
+        return state
+    attempts = [state]
+
+    def answered() -> Outcome[dict[str, Any]]:
+        latest = probe(data_dir, record, timeout=min(5.0, 0.5 * 2 ** len(attempts)))
+        attempts.append(latest)
+        if latest["healthy"] or not (latest["pid_alive"] and latest["ours"]):
+            return Outcome(True, latest)
+        return Outcome(False, detail=f"pid {latest['pid']} is alive; {latest['problem']}")
+
+    try:
+        found = wait_until(answered, what="the local cloud to answer", timeout=HEALTH_PATIENCE, clock=clock,
+                           poll=HEALTH_POLL, progress=console.progress)
+    except EfsctlError:
+        return attempts[-1]
+    assert found is not None
+    return found
 
 
 def _identity(record: dict[str, Any]) -> dict[str, object]:
@@ -197,26 +243,45 @@ def _identity(record: dict[str, Any]) -> dict[str, object]:
                         time_scale=float(record.get("time_scale", 1.0))).identity()
 
 
-def _mismatch(stack: str, record: dict[str, Any], version: str, options: CloudOptions) -> str:
+def _mismatch(record: dict[str, Any], version: str, options: CloudOptions) -> str:
     running = _identity(record)
     if record.get("version") != version:
-        what = f"was started by {record.get('version')}, not {version}"
-    elif running["throttle_rate"] != options.throttle_rate:
-        what = f"throttles {running['throttle_rate']:g} of calls, not {options.throttle_rate:g}"
-    else:
-        what = (f"runs the {record.get('realism')!r} profile at x{record.get('time_scale')}, not "
-                f"{options.realism!r} at x{options.time_scale}")
-    return (f"The local cloud of stack {stack!r} {what}; replacing it (its AWS state is lost, and `up` "
-            "re-creates every resource).")
+        return f"was started by {record.get('version')}, not {version}"
+    if running["throttle_rate"] != options.throttle_rate:
+        return f"throttles {running['throttle_rate']:g} of calls, not {options.throttle_rate:g}"
+    return (f"runs the {record.get('realism')!r} profile at x{record.get('time_scale')}, not "
+            f"{options.realism!r} at x{options.time_scale}")
+
+
+def _cannot_move(data_dir: Path) -> str | None:
+    """Why a running cloud must not be restarted by this efsctl (its state would not come back)."""
+    incompatible = manifest.check(data_dir)
+    if incompatible is not None:
+        return f"its saved state {incompatible.what()}"
+    if manifest.read_manifest(manifest.state_dir(data_dir)) is None:
+        return ("that version keeps its AWS state in memory only, so a restart would lose it (`efsctl down` then "
+                "`efsctl up --local` moves the stack to a cloud that keeps it)")
+    return None
+
+
+def incompatible_error(stack: str, found: manifest.Incompatible) -> LocalCloudError:
+    return LocalCloudError(
+        f"The local cloud of stack {stack!r} cannot start: its saved state {found.what()}; the state is kept "
+        f"untouched in {found.state_dir}.",
+        f"Either {found.remedy()} and run the command again, or run `efsctl down` to delete the local stack's data "
+        "and start afresh.")
 
 
 def _start(store: Any, stack: str, console: Any, options: CloudOptions, version: str,
            previous: dict[str, Any] | None, clock: Clock | None, timeout: float) -> dict[str, Any]:
     data_dir = store.local_dir(stack)
-    shutil.rmtree(data_dir, ignore_errors=True)
-    data_dir.mkdir(parents=True, mode=0o700)
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    found = manifest.check(data_dir)
+    if found is not None:
+        raise incompatible_error(stack, found)
     token = secrets.token_hex(12)
     ready, log_file = data_dir / READY, data_dir / LOG
+    ready.unlink(missing_ok=True)
     wanted = {"endpoint": int((previous or {}).get("endpoint_port") or 0),
               "gateway": int((previous or {}).get("gateway_port") or 0)}
     command = [sys.executable, "-m", "efsctl.local.daemon", "--stack", stack, "--data-dir", str(data_dir),
@@ -236,6 +301,15 @@ def _start(store: Any, stack: str, console: Any, options: CloudOptions, version:
 
     def check() -> Outcome[dict[str, Any]]:
         code = proc.poll()
+        if code == EXIT_INCOMPATIBLE and (found := manifest.check(data_dir)) is not None:
+            raise incompatible_error(stack, found)
+        if code == EXIT_DAMAGED:
+            raise LocalCloudError(f"The local cloud of stack {stack!r} cannot start: its saved state could not be "
+                                  f"loaded ({_last_line(log_file)}); it is left untouched in {data_dir / 'state'}.",
+                                  f"See {log_file}; `efsctl down` deletes the local stack's data to start afresh.")
+        if code == EXIT_LOCKED:
+            raise LocalCloudError(f"Another process is already serving the local cloud of stack {stack!r}.",
+                                  f"See {log_file}; stop that process (or run `efsctl down`) and try again.")
         if code is not None:
             raise LocalCloudError(f"The local cloud failed to start (exit code {code}): {_last_line(log_file)}",
                                   f"See {log_file}; fix the cause and run `efsctl up --local` again.")
@@ -306,6 +380,7 @@ def _last_line(log_file: Path) -> str:
 # --- stop ----------------------------------------------------------------------------------------
 
 def stop(store: Any, stack: str, console: Any, *, clock: Clock | None = None) -> None:
+    """Stop the stack's process(es) and delete its local directory: the one deletion there is."""
     data_dir = store.local_dir(stack)
     record = read_record(data_dir)
     stopped = _stop_processes(data_dir, record, console, clock)

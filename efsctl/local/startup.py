@@ -58,8 +58,10 @@ def _get_account_id_from(access_key: str) -> str:
     from moto.iam.models import iam_backends
 
     for account_id, account in list(iam_backends.items()):
-        for partition in list(account.keys()):   # existing backends only: a new one holds no keys
-            if access_key in account[partition].access_keys:
+        # Existing backends only (a new one holds no keys), read as a plain dict: looking a key
+        # up is not a change to IAM, which the persister would otherwise save with the request.
+        for backend in list(dict.values(account)):
+            if access_key in backend.access_keys:
                 return account_id
     return DEFAULT_ACCOUNT_ID
 

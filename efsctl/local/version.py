@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from efsctl import __version__
 
-PROTOCOL = 1   # bump when the daemon's arguments, ready file or control paths change
+PROTOCOL = 2   # bump when the daemon's arguments, ready file or control paths change (2: persisted state)
 
 
 def moto_version() -> str:

@@ -69,10 +69,21 @@ def test_start_reuse_and_stop(store, console):
     stop_local_cloud(store, "alpha", console)   # idempotent
 
 
-def test_a_dead_process_is_detected_and_replaced(store, console):
+def client(record, service):
+    import boto3
+
+    from efsctl.config import LOCAL_CREDENTIALS, LOCAL_REGION
+
+    return boto3.client(service, endpoint_url=record["endpoint_url"], region_name=LOCAL_REGION, **LOCAL_CREDENTIALS)
+
+
+def test_a_dead_process_is_started_again_over_its_state(store, console):
     record = ensure_local_cloud(store, "beta", console)
     try:
-        (store.local_dir("beta") / "efs" / "fs-1").mkdir(parents=True)
+        model = store.local_dir("beta") / "efs" / "fs-1" / "models" / "m.bin"
+        model.parent.mkdir(parents=True)
+        model.write_bytes(b"weights")
+        role = client(record, "iam").create_role(RoleName="kept", AssumeRolePolicyDocument="{}")["Role"]
         os.kill(record["pid"], signal.SIGKILL)
         lifecycle._children[record["pid"]].wait(timeout=10)
         health = local_cloud_health(store, "beta")
@@ -82,11 +93,12 @@ def test_a_dead_process_is_detected_and_replaced(store, console):
         with pytest.raises(LocalCloudError) as caught:
             require_local_cloud(store, "beta")
         assert "efsctl up --local" in str(caught.value)
-        fresh = ensure_local_cloud(store, "beta", console)
-        assert fresh["pid"] != record["pid"]
-        assert any("is not usable" in w and "re-creates every resource" in w for w in console.warnings)
-        assert not (store.local_dir("beta") / "efs" / "fs-1").exists()   # the dead cloud's data is gone too
-        assert require_local_cloud(store, "beta")["pid"] == fresh["pid"]
+        again = ensure_local_cloud(store, "beta", console)
+        assert again["pid"] != record["pid"]
+        assert any("had stopped" in w and "starts again over its saved state" in w for w in console.warnings)
+        assert model.read_bytes() == b"weights"   # nothing was deleted
+        assert client(again, "iam").get_role(RoleName="kept")["Role"]["RoleId"] == role["RoleId"]
+        assert require_local_cloud(store, "beta")["pid"] == again["pid"]
     finally:
         stop_local_cloud(store, "beta", console)
 
@@ -114,13 +126,18 @@ def test_stale_record_whose_port_is_taken_starts_afresh_elsewhere(store, console
         squatter.close()
 
 
-def test_another_profile_replaces_the_process(store, console):
+def test_another_profile_restarts_the_process_over_the_same_state(store, console):
     record = ensure_local_cloud(store, "delta", console)
     try:
+        s3 = client(record, "s3")
+        s3.create_bucket(Bucket="kept")
+        s3.put_object(Bucket="kept", Key="k", Body=b"body")
         other = ensure_local_cloud(store, "delta", console, realism="aws", time_scale=0.5)
         assert other["pid"] != record["pid"] and other["realism"] == "aws" and other["time_scale"] == 0.5
-        assert any("runs the 'instant' profile" in w for w in console.warnings)
+        assert any("restarting: it runs the 'instant' profile" in line and "its state is kept" in line
+                   for _, _, line in console.lines)
         assert not pid_alive(record["pid"])
+        assert client(other, "s3").get_object(Bucket="kept", Key="k")["Body"].read() == b"body"
     finally:
         stop_local_cloud(store, "delta", console)
 
@@ -143,3 +160,45 @@ def test_a_start_failure_is_one_clear_error(store, console, monkeypatch):
         ensure_local_cloud(store, "eps", console)
     assert "failed to start (exit code 1)" in caught.value.message
     assert str(store.local_dir("eps") / "cloud.log") in caught.value.hint
+
+
+def test_a_slow_but_alive_cloud_is_waited_for_not_replaced(store, console, monkeypatch):
+    record = ensure_local_cloud(store, "slow", console)
+    asked: list[float] = []
+    real = lifecycle.http_json
+
+    def slow_to_answer(port, path, timeout=1.0):
+        asked.append(timeout)
+        answer = real(port, path, timeout)
+        if len(asked) == 2:
+            os.kill(record["pid"], signal.SIGCONT)   # the busy moment is over
+        return answer
+
+    try:
+        os.kill(record["pid"], signal.SIGSTOP)       # alive, and answering nothing
+        monkeypatch.setattr(lifecycle, "http_json", slow_to_answer)
+        again = ensure_local_cloud(store, "slow", console)
+        assert again["pid"] == record["pid"]
+        assert len(asked) >= 3 and asked[1] > asked[0]   # asked again, with more patience each time
+        assert console.warnings == [] and not any("restarting" in d for _, _, d in console.lines)
+    finally:
+        os.kill(record["pid"], signal.SIGCONT)
+        monkeypatch.undo()
+        stop_local_cloud(store, "slow", console)
+
+
+def test_a_live_cloud_that_never_answers_is_not_killed(store, console, monkeypatch):
+    from efsctl.local.options import CloudOptions
+    from efsctl.waits import FakeClock
+
+    data_dir = store.local_dir("mute")
+    data_dir.mkdir(parents=True)
+    (data_dir / "cloud.json").write_text(json.dumps({"pid": os.getpid(), "endpoint_port": 1, "gateway_port": 1}))
+    monkeypatch.setattr(lifecycle, "probe", lambda d, r, timeout=2.0: {
+        "healthy": False, "pid": os.getpid(), "pid_alive": True, "ours": True, "problem": "it does not answer"})
+    monkeypatch.setattr(lifecycle, "_stop_processes", lambda *a: pytest.fail("a live cloud was stopped"))
+    clock = FakeClock()
+    with pytest.raises(LocalCloudError) as caught:
+        lifecycle.ensure(store, "mute", console, CloudOptions(), clock=clock)
+    assert "is running but has not answered for 30 s" in caught.value.message
+    assert clock.t >= lifecycle.HEALTH_PATIENCE and (data_dir / "cloud.json").exists()

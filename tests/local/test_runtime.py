@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -65,6 +66,34 @@ def test_upload_under_prefix_reaches_function_asynchronously_and_lands_on_efs(cl
     assert seen["file"].startswith(str(cloud.data_dir / "functions" / fn))
     messages = log_messages(cloud, fn)
     assert any('"msg": "copied"' in m for m in messages)
+
+
+def test_a_multipart_upload_invokes_the_function_once(cloud, network, make_function, efs_root):
+    """S3 sends one ObjectCreated:CompleteMultipartUpload for a multipart upload (moto also sent a Put)."""
+    from boto3.s3.transfer import TransferConfig
+
+    s3, lam = cloud.client("s3"), cloud.client("lambda")
+    fn = make_function("copy_to_efs")
+    bucket = "efsctl-test-multipart"
+    s3.create_bucket(Bucket=bucket)
+    fn_arn = lam.get_function(FunctionName=fn)["Configuration"]["FunctionArn"]
+    lam.add_permission(FunctionName=fn, StatementId="s3", Action="lambda:InvokeFunction",
+                       Principal="s3.amazonaws.com", SourceArn=f"arn:aws:s3:::{bucket}")
+    s3.put_bucket_notification_configuration(Bucket=bucket, NotificationConfiguration={
+        "LambdaFunctionConfigurations": [{"LambdaFunctionArn": fn_arn, "Events": ["s3:ObjectCreated:*"]}]})
+    body = os.urandom(11 * 1024 * 1024)
+    source = cloud.data_dir.parent / "multipart-source.bin"
+    source.write_bytes(body)
+    s3.upload_file(str(source), bucket, "models/parts.bin",
+                   Config=TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024))
+    source.unlink()
+    assert s3.head_object(Bucket=bucket, Key="models/parts.bin")["ETag"].endswith('-3"')
+    cloud.drain()
+    starts = [m for m in log_messages(cloud, fn) if m.startswith("START RequestId:")]
+    assert len(starts) == 1
+    seen = json.loads((efs_root / "models" / "parts.bin.event.json").read_text())
+    assert seen["event"]["Records"][0]["eventName"] == "ObjectCreated:CompleteMultipartUpload"
+    assert (efs_root / "models" / "parts.bin").read_bytes() == body
 
 
 def test_sequencers_grow_for_a_key(cloud):

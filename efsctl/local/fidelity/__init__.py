@@ -19,7 +19,9 @@ from typing import Any, Callable
 MODULES = [
     "lambda_invoke",          # the local Lambda runtime replaces moto's Docker executor
     "s3_events",              # S3 event records as AWS builds them, delivered asynchronously
+    "s3_bodies",              # S3 bodies on disk, streamed; one event per multipart upload
     "access_point_ids",       # access point ids of AWS's shape (fsap- + 17 hex)
+    "aws_policy_ids",         # AWS managed policies keep one id (moto draws a new one per load)
     "function_filesystems",   # FileSystemConfigs kept, returned and validated
     "bucket_policy",          # bucket-policy conditions evaluated (TLS-only policies)
     "iam_enforcement",        # role sessions held to their policies; what each role used, recorded
@@ -32,6 +34,7 @@ MODULES = [
     "lambda_lifecycle",       # role propagation and trust, Pending, one update at a time
     "lambda_enis",            # a VPC function's interfaces, lingering after release; real VpcId
     "s3_notifications",       # destinations S3 may not invoke (yet) and ambiguous rules refused
+    "persistence",            # durability (issue 12): changes reported to the persister
 ]
 
 ALL_PROFILES = frozenset({"instant", "aws"})
@@ -70,7 +73,8 @@ class Target:
 
 @dataclass
 class PatchContext:
-    """What patches may use: the runtime, the async invoker, the clock and where data lives."""
+    """What patches may use: the runtime, the async invoker, the clock, where data lives and the
+    persister (None when nothing is persisted, as in tests of single patches)."""
 
     account_id: str
     region: str
@@ -86,6 +90,7 @@ class PatchContext:
     def stop(self) -> None:
         for action in reversed(self.on_stop):
             action()
+    persist: Any = None
 
 
 @dataclass(frozen=True)

@@ -12,13 +12,26 @@ A mount target's interface is requester-managed and ``in-use``, described as AWS
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable
 
 from efsctl.local.fidelity import Patch, PatchContext, Patcher, Target
 from efsctl.local.fidelity.timeline import Timeline, timeline
 
 BORN = "_efsctl_born"
 DELETING = "_efsctl_deleting"
+
+# moto's own DeleteMountTarget, which the deferred deletion finally runs (set by install).
+_delete_now: Callable[[Any, str], None] | None = None
+
+
+def finish_mount_target_delete(account_id: str, region: str, mount_target_id: str) -> None:
+    """The end of a mount target's ``deleting``: a module function, so the timeline can save it."""
+    from moto.efs.models import efs_backends
+
+    backend = efs_backends[account_id][region]
+    if mount_target_id in backend.mount_targets_by_id and _delete_now is not None:
+        _delete_now(backend, mount_target_id)
 
 
 def file_system_state(line: Timeline, fs: Any) -> str:
@@ -92,19 +105,18 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
         return create_access_point
 
     def wrap_delete_mount_target(original):
+        global _delete_now
+        _delete_now = original
+
         def delete_mount_target(self: Any, mount_target_id: str) -> None:
             mt = self.mount_targets_by_id.get(mount_target_id)
             if mt is None or line.delay("mount_target_deleting") <= 0:
                 return original(self, mount_target_id)
             if getattr(mt, DELETING, None) is not None:
                 return None   # already on its way out
-
-            def gone() -> None:
-                if mount_target_id in self.mount_targets_by_id:
-                    original(self, mount_target_id)
-
             setattr(mt, DELETING, line.now())
-            line.after("mount_target_deleting", gone)
+            line.after("mount_target_deleting",
+                       functools.partial(finish_mount_target_delete, self.account_id, self.region_name, mount_target_id))
             return None
         return delete_mount_target
 

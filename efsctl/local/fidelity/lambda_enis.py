@@ -16,7 +16,8 @@ and the function reports the VPC of its subnets (moto says ``vpc-123abc``).
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import Any, Callable
 
 from efsctl.local.fidelity import Patch, PatchContext, Patcher, Target
 from efsctl.local.fidelity.iam_enforcement import lambda_actions
@@ -28,6 +29,35 @@ ATTACH_ACTIONS = ("ec2:DescribeSubnets", "ec2:CreateNetworkInterface", "ec2:Desc
 RELEASE_ACTIONS = ("ec2:DescribeNetworkInterfaces", "ec2:DeleteNetworkInterface")
 
 
+# Whether a role may still delete its function's interfaces (function, account, role ARN), set by
+# install() when the IAM enforcement patch is there; looked up at call time, so a timer restored
+# from a saved cloud (which holds only plain arguments) still asks.
+RELEASE_CHECK: list[Callable[[str, str, str], bool]] = []
+
+
+def release_interfaces(account_id: str, region: str, eni_ids: list[str], role_arn: str,
+                       function_name: str = "") -> None:
+    """Lambda lets go of a function's interfaces (a module function, so the timeline can save it):
+    deleted with the function's role, or left ``available`` for their owner if the role is gone
+    (or no longer allows it)."""
+    from moto.ec2.models import ec2_backends
+    from moto.iam.models import iam_backends
+
+    ec2_backend = ec2_backends[account_id][region]
+    role_alive = any(r.arn == role_arn for r in iam_backends[account_id]["aws"].get_roles())
+    if role_alive and RELEASE_CHECK:
+        role_alive = RELEASE_CHECK[0](function_name, account_id, role_arn)
+    for eni_id in eni_ids:
+        eni = ec2_backend.enis.get(eni_id)
+        if eni is None:
+            continue
+        if role_alive:
+            ec2_backend.enis.pop(eni_id, None)
+            eni.subnet.del_subnet_ip(eni.private_ip_address)
+        else:   # Lambda could not act for the function any more: orphaned
+            eni.status = "available"
+
+
 def network_of(vpc_config: dict[str, Any] | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     config = vpc_config or {}
     return tuple(sorted(config.get("SubnetIds") or [])), tuple(sorted(config.get("SecurityGroupIds") or []))
@@ -37,9 +67,15 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
     from moto.awslambda.exceptions import InvalidParameterValueException
     from moto.awslambda.models import LambdaBackend, LambdaFunction
     from moto.ec2.models import ec2_backends
-    from moto.iam.models import iam_backends
 
     line = timeline(ctx)
+
+    def may_release(function: str, account_id: str, role_arn: str) -> bool:
+        actions = lambda_actions(ctx)
+        return actions is None or all(actions.use(function, account_id, role_arn, action, None).allowed
+                                      for action in RELEASE_ACTIONS)
+
+    RELEASE_CHECK[:] = [may_release]
 
     def ec2(fn_or_backend: Any) -> Any:
         region = getattr(fn_or_backend, "region", None) or fn_or_backend.region_name
@@ -78,26 +114,11 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
             lambda_actions(ctx).network(fn, ATTACH_ACTIONS)
 
     def release(fn: Any) -> None:
-        enis, role_arn, ec2_backend = list(getattr(fn, ENIS, None) or []), fn.role, ec2(fn)
+        enis = list(getattr(fn, ENIS, None) or [])
         setattr(fn, ENIS, [])
-        if not enis:
-            return
-
-        def gone() -> None:
-            role_alive = any(r.arn == role_arn for r in iam_backends[fn.account_id]["aws"].get_roles())
-            if role_alive and lambda_actions(ctx) is not None:
-                role_alive = lambda_actions(ctx).network(fn, RELEASE_ACTIONS)   # may the role still delete them?
-            for eni_id in enis:
-                eni = ec2_backend.enis.get(eni_id)
-                if eni is None:
-                    continue
-                if role_alive:
-                    ec2_backend.enis.pop(eni_id, None)
-                    eni.subnet.del_subnet_ip(eni.private_ip_address)
-                else:   # Lambda could not act for the function any more: orphaned
-                    eni.status = "available"
-
-        line.after("eni_linger", gone)
+        if enis:
+            line.after("eni_linger", functools.partial(release_interfaces, fn.account_id, fn.region, enis, fn.role,
+                                                       fn.function_name))
 
     def wrap_create(original):
         def create_function(self: Any, spec: dict[str, Any]) -> Any:

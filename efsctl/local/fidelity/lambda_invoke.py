@@ -11,7 +11,8 @@ throttle as ``TooManyRequestsException``. Deleting a function retires its warm e
 from __future__ import annotations
 
 import base64
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 from efsctl.local import moto_models
 from efsctl.local.fidelity import Patch, PatchContext, Patcher, Target
@@ -55,6 +56,18 @@ def locator(ctx: PatchContext, arn: str):
     return locate
 
 
+@contextlib.contextmanager
+def outside_the_gate(ctx: PatchContext) -> Iterator[None]:
+    """A synchronous invocation runs a handler that calls the cloud back: the request lets go of
+    the persister's gate meanwhile, or a commit waiting for the gate would wait for it forever.
+    What the runtime looks up meanwhile is not a change (what the run changes reports itself)."""
+    if ctx.persist is None:
+        yield
+        return
+    with ctx.persist.gate.outside(), ctx.persist.tracker.untracked():
+        yield
+
+
 def throttled(reason: str):
     from moto.awslambda.exceptions import LambdaClientError
 
@@ -76,10 +89,13 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
             return b""
         if invocation_type == "Event":
             function_spec(ctx, self)   # fail now, as Lambda does, if the mount cannot be resolved
-            ctx.invoker.submit(self.function_name, locator(ctx, self.function_arn), _bytes(body), source="Invoke")
+            ctx.invoker.submit(self.function_name, locator(ctx, self.function_arn), _bytes(body), source="Invoke",
+                               arn=self.function_arn)
             return b""
+        spec = function_spec(ctx, self)
         try:
-            result = ctx.runtime.invoke(function_spec(ctx, self), _bytes(body))
+            with outside_the_gate(ctx):
+                result = ctx.runtime.invoke(spec, _bytes(body))
         except Throttled as exc:
             raise throttled(exc.reason) from None
         if result.function_error:
@@ -91,7 +107,9 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
 
     def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
         payload = event if isinstance(event, (str, bytes)) else moto_models.to_json(event or {})
-        result = ctx.runtime.invoke(function_spec(ctx, self), _bytes(payload))
+        spec = function_spec(ctx, self)
+        with outside_the_gate(ctx):
+            result = ctx.runtime.invoke(spec, _bytes(payload))
         return result.payload.decode(), result.error is not None, "\n".join(result.log)
 
     def wrap_delete(original):

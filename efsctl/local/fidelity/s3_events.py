@@ -5,34 +5,51 @@ with ``quote_plus`` including ``/`` and which has no ``sequencer``. AWS encodes 
 form value but keeps ``/``, strips the ETag's quotes, adds ``versionId`` on versioned buckets and
 a hex ``sequencer`` that grows for each key, and invokes the function asynchronously once the
 object is committed (so the upload returns at once, and a failing function is retried twice).
+
+The event is queued durably inside the upload's own request (so it is saved with the object, and
+a crash after the upload was answered cannot lose it) and released to run once the response is
+sent.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import logging
 import os
 import threading
 import time
 from typing import Any
 from urllib.parse import quote_plus
 
-from efsctl.local import moto_models
 from efsctl.local.fidelity import Patch, PatchContext, Patcher, Target
 from efsctl.local.fidelity.lambda_invoke import locator
 
 OWNER_ID = "A3EFSCTLLOCALOWNER"
 _seq_lock = threading.Lock()
 _last_seq = 0
+_on_sequence: Any = None     # the persister's touch, when the sequencer is persisted
 
 
 def sequencer() -> str:
-    """An 18-digit upper-case hex value larger than every one before it."""
+    """An 18-digit upper-case hex value larger than every one before it (across restarts too)."""
     global _last_seq
     with _seq_lock:
         _last_seq = max(_last_seq + 1, time.time_ns())
-        return f"{_last_seq:018X}"
+        value = _last_seq
+    if _on_sequence is not None:
+        _on_sequence()
+    return f"{value:018X}"
+
+
+def _restore_sequencer(value: int) -> None:
+    global _last_seq
+    with _seq_lock:
+        _last_seq = max(_last_seq, int(value))
+
+
+def function_name(arn: str) -> str:
+    parts = arn.split(":")
+    return parts[6] if len(parts) > 6 and parts[5] == "function" else arn
 
 
 def event_key(name: str) -> str:
@@ -67,17 +84,16 @@ def s3_event(event_name: str, bucket: Any, key: Any, notification_id: str) -> di
 def install(ctx: PatchContext, patcher: Patcher) -> None:
     from moto.s3 import notifications
 
+    global _on_sequence
+
     def invoke_awslambda(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
         payload = json.dumps(event_body).encode()
+        job = ctx.invoker.prepare(function_name(fn_arn), locator(ctx, fn_arn), payload, source="s3", arn=fn_arn)
+        ctx.deferral.defer(lambda: ctx.invoker.release(job))
 
-        def deliver() -> None:
-            fn = moto_models.find_function(account_id, region_name, fn_arn)
-            if fn is None:
-                logging.getLogger("efsctl.local").error("S3 event for missing function %s dropped", fn_arn)
-                return
-            ctx.invoker.submit(fn.function_name, locator(ctx, fn_arn), payload, source="s3")
-
-        ctx.deferral.defer(deliver)
+    if ctx.persist is not None:
+        _on_sequence = lambda: ctx.persist.touch_extra("s3-sequencer")  # noqa: E731
+        ctx.persist.register("s3-sequencer", lambda: _last_seq, _restore_sequencer)
 
     patcher.replace(notifications, "_get_s3_event", s3_event)
     patcher.replace(notifications, "_invoke_awslambda", invoke_awslambda)

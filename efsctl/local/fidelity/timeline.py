@@ -9,17 +9,21 @@ A resource's state is a function of when it was born and of now (``state = f(bor
 describes are consistent and cost nothing. What must *happen* when a delay ends (an interface
 released by a deleted function disappears, a ``deleting`` mount target is gone) is registered
 with :meth:`Timeline.after` and applied, lazily, before the next API call is served
-(:meth:`Timeline.sweep`): no timers, no threads.
+(:meth:`Timeline.sweep`): no timers, no threads. Registered work should be a module function
+(or a ``functools.partial`` of one) so the persister can save what is still due; work it cannot
+pickle is kept in memory only, and lost if the cloud restarts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
+import pickle
 import threading
 from dataclasses import dataclass, fields, replace
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 from efsctl.local.clock import CloudClock
 
@@ -65,6 +69,8 @@ class Timeline:
         self._due: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
         self._lock = threading.RLock()
+        self.on_change: Callable[[], None] = lambda: None
+        self.around_work: Callable[[], ContextManager[Any]] = contextlib.nullcontext
 
     def now(self) -> float:
         return self.clock.now()
@@ -93,19 +99,42 @@ class Timeline:
             return
         with self._lock:
             heapq.heappush(self._due, (due, next(self._seq), work))
+        self.on_change()
 
     def sweep(self) -> None:
         """Apply every transition that is due (called before each API call is served)."""
         if not self._due:
             return
-        with self._lock:
+        with self._lock, self.around_work():
             now = self.clock.now()
+            ran = False
             while self._due and self._due[0][0] <= now:
                 _, _, work = heapq.heappop(self._due)
+                ran = True
                 try:
                     work()
                 except Exception:  # noqa: BLE001 - one failed transition must not stop the others
                     log.exception("a due lifecycle transition failed")
+            if ran:
+                self.on_change()
+
+    def saved(self) -> list[tuple[float, Callable[[], None]]]:
+        """What is still due, as the persister keeps it (work that cannot be pickled is left out)."""
+        kept = []
+        with self._lock:
+            for due, _, work in sorted(self._due):
+                try:
+                    pickle.dumps(work)
+                except Exception:  # noqa: BLE001 - a closure: it stays in memory only
+                    log.warning("a due transition (%r) cannot be saved; it is lost if the cloud restarts", work)
+                    continue
+                kept.append((due, work))
+        return kept
+
+    def restore(self, saved: list[tuple[float, Callable[[], None]]]) -> None:
+        with self._lock:
+            for due, work in saved:
+                heapq.heappush(self._due, (due, next(self._seq), work))
 
     @property
     def pending(self) -> int:

@@ -5,6 +5,12 @@ On a function error or timeout Lambda retries twice (after about one, then two m
 the delays come from the cloud's options), keeping the same request id, and after the last
 failure the event is dropped with an error in the daemon's log. A throttled event is kept and
 retried. Events older than six hours are dropped, as Lambda does.
+
+Every queued event is reported to ``persist`` (``touch_job(request_id, state)``, ``None`` once it
+is done), so the local cloud's persister keeps the queue: an event acknowledged before a crash
+runs after the restart (at least once, as Lambda delivers). A *prepared* event is saved but does
+not run until :meth:`AsyncInvoker.release` (S3 queues its event inside the upload's request and
+releases it once the upload is answered).
 """
 
 from __future__ import annotations
@@ -35,12 +41,20 @@ class _Job:
     source: str = field(compare=False)
     queued_at: float = field(compare=False)
     attempt: int = field(default=1, compare=False)
+    arn: str = field(default="", compare=False)
+
+    def state(self) -> dict[str, Any]:
+        """What the persister keeps (times on the cloud's clock, which carries on across restarts)."""
+        return {"request_id": self.request_id, "function": self.function, "arn": self.arn, "event": self.event,
+                "source": self.source, "queued_at": self.queued_at, "due": self.due, "attempt": self.attempt}
 
 
 class AsyncInvoker:
     def __init__(self, runtime: Any, *, delays: tuple[float, ...], clock: CloudClock | None = None,
-                 workers: int = 8, log: logging.Logger | None = None) -> None:
+                 workers: int = 8, log: logging.Logger | None = None, persist: Any = None) -> None:
         self.runtime = runtime
+        self.persist = persist
+        self._live: dict[str, _Job] = {}
         self.delays = tuple(delays)
         self.clock = clock or CloudClock()
         self.log = log or logging.getLogger("efsctl.local.async")
@@ -55,19 +69,54 @@ class AsyncInvoker:
         self.outcomes: list[tuple[str, str, int]] = []   # (request id, status, attempts), most recent last
 
     def submit(self, function: str, locate: Callable[[], Any], event: bytes, *, source: str = "Invoke",
-               reserved: bool = False) -> str:
+               reserved: bool = False, arn: str = "") -> str:
         """Queue ``event`` for the function ``locate()`` returns at run time; return the request id.
 
         ``reserved``: the event was counted by :meth:`reserve` already.
         """
+        job = self.prepare(function, locate, event, source=source, reserved=reserved, arn=arn)
+        self.release(job)
+        return job.request_id
+
+    def prepare(self, function: str, locate: Callable[[], Any], event: bytes, *, source: str = "Invoke",
+                reserved: bool = False, arn: str = "") -> _Job:
+        """Queue ``event`` (saved, counted by :meth:`drain`) without letting it run yet."""
         now = self.clock.now()
-        job = _Job(now, next(self._seq), str(uuid.uuid4()), function, locate, event, source, now)
+        job = _Job(now, next(self._seq), str(uuid.uuid4()), function, locate, event, source, now, arn=arn)
         with self._cond:
             if not reserved:
                 self._pending += 1
+            self._live[job.request_id] = job
+        self._save(job)
+        return job
+
+    def release(self, job: _Job) -> None:
+        """Let a prepared event run."""
+        with self._cond:
             heapq.heappush(self._heap, job)
             self._cond.notify_all()
-        return job.request_id
+
+    def restore(self, states: list[dict[str, Any]], locate_for: Callable[[str], Callable[[], Any]]) -> int:
+        """Queue again the events a persisted queue held (each ``state`` from :meth:`_Job.state`)."""
+        for state in sorted(states, key=lambda s: s["due"]):
+            job = _Job(state["due"], next(self._seq), state["request_id"], state["function"],
+                       locate_for(state["arn"]), state["event"], state["source"], state["queued_at"],
+                       attempt=state["attempt"], arn=state["arn"])
+            with self._cond:
+                self._pending += 1
+                self._live[job.request_id] = job
+                heapq.heappush(self._heap, job)
+                self._cond.notify_all()
+        return len(states)
+
+    def jobs(self) -> dict[str, dict[str, Any]]:
+        """Every event not done yet, as the persister keeps it (for a checkpoint)."""
+        with self._cond:
+            return {rid: job.state() for rid, job in self._live.items()}
+
+    def _save(self, job: _Job, done: bool = False) -> None:
+        if self.persist is not None:
+            self.persist.touch_job(job.request_id, None if done else job.state())
 
     def reserve(self) -> None:
         """Count an event that will be submitted shortly (S3 sends it once the upload has been
@@ -111,12 +160,15 @@ class AsyncInvoker:
     def _requeue(self, job: _Job, delay: float) -> None:
         job.due = self.clock.now() + delay
         job.seq = next(self._seq)
+        self._save(job)
         with self._cond:
             heapq.heappush(self._heap, job)
             self._cond.notify_all()
 
     def _finish(self, job: _Job, status: str) -> None:
+        self._save(job, done=True)
         with self._cond:
+            self._live.pop(job.request_id, None)
             self.outcomes.append((job.request_id, status, job.attempt))
             del self.outcomes[:-1000]
             self._pending -= 1
