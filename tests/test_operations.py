@@ -34,6 +34,9 @@ class StoppedCloud(types.ModuleType):
     def local_iam_report(self, store, stack):
         return None
 
+    def local_stack_present(self, store, stack):
+        return store.local_dir(stack).is_dir()
+
     def ensure_local_cloud(self, store, stack, console, **_):
         self.acted.append(f"ensure {stack}")
         raise AssertionError("a read-only command started the local cloud")

@@ -163,13 +163,18 @@ def render_status(console: Console, outcome: "StatusOutcome", json_out: bool) ->
 def local_cloud_line(local: dict[str, Any]) -> str:
     """The local cloud, in one sentence that says only what is known."""
     health, log = local.get("health"), local.get("log_file")
+    from efsctl.units import human_bytes
+
+    data = local.get("data") or {}
+    kept = f", {human_bytes(data['total_bytes'])} of saved state and data in {data['dir']}" if data.get("dir") else ""
     if health == "healthy":
         return (f"Local cloud: running (pid {local['pid']}), AWS endpoint {local['endpoint_url']}, "
-                f"API {local['gateway_url']}, log {log}.")
+                f"API {local['gateway_url']}{kept}, log {log}.")
     if health == "not started":
         return "Local cloud: not started; `efsctl up --local` starts it."
     problem = local.get("problem") or "it does not answer"
-    return f"Local cloud: {health} ({problem}); `efsctl up --local` starts it again. Log: {log}."
+    return (f"Local cloud: {health} ({problem}){kept}; `efsctl up --local` (or any command that needs it) starts "
+            f"it again over its saved state. Log: {log}.")
 
 
 # --- down -------------------------------------------------------------------------------------
@@ -190,8 +195,9 @@ def show_down_preview(console: Console, preview: "DownPreview") -> str:
         console.info(f"Kept: {kept.key} {kept.id}" + (" (--keep-bucket)" if kept.state != "foreign" else
                                                        " (owned by another account)"))
     if preview.local:
-        console.info("The stack's local cloud is stopped and its data removed." if preview.plan is not None else
-                     "The stack's local cloud is not running (its resources went with it): its data is removed.")
+        console.info("The stack's local cloud is stopped, and its saved state and data are removed." if preview.plan
+                     is not None else "The stack's local cloud is not running: its saved state and data (every "
+                     "resource and model of the stack) are removed.")
     if preview.plan is None:
         return "its local cloud's data"
     return f"{len(resources)} resources" + (" and the local cloud" if preview.local else "")

@@ -226,7 +226,8 @@ def settle(data_dir: Path, record: dict[str, Any], console: Any, clock: Clock) -
 
     try:
         found = wait_until(answered, what="the local cloud to answer", timeout=HEALTH_PATIENCE, clock=clock,
-                           poll=HEALTH_POLL, progress=console.progress)
+                           poll=HEALTH_POLL,
+                           progress=lambda what, elapsed, detail: console.progress("local cloud", elapsed, detail))
     except EfsctlError:
         return attempts[-1]
     assert found is not None
@@ -292,7 +293,7 @@ def _start(store: Any, stack: str, console: Any, options: CloudOptions, version:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
     clock = clock or Clock()
     started = clock.now()
-    console.line("run", "local cloud", f"starting for stack {stack}")
+    console.progress("local cloud", 0.0, f"starting for stack {stack}")
     with open(log_file, "ab") as log_fh:
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log_fh, stderr=subprocess.STDOUT,
                                 cwd=str(data_dir), env=env, start_new_session=True, close_fds=True)
@@ -325,8 +326,8 @@ def _start(store: Any, stack: str, console: Any, options: CloudOptions, version:
         return Outcome(True, health)
 
     try:
-        health = wait_until(check, what="local cloud", timeout=timeout, clock=clock, poll=START_POLL,
-                            progress=console.progress,
+        health = wait_until(check, what="the local cloud to start", timeout=timeout, clock=clock, poll=START_POLL,
+                            progress=lambda what, elapsed, detail: console.progress("local cloud", elapsed, detail),
                             hint=f"See {log_file}; run `efsctl up --local` again to retry.")
     except BaseException:
         _terminate(proc.pid, clock, console)
@@ -413,8 +414,10 @@ def _terminate(pid: int, clock: Clock | None, console: Any) -> None:
     except ProcessLookupError:
         pass
     try:
-        wait_until(lambda: Outcome(_gone_or_reaped(pid), None, "stopping"), what="local cloud to stop", timeout=STOP_TIMEOUT, clock=clock, poll=START_POLL,
-                   progress=console.progress if console else None)
+        wait_until(lambda: Outcome(_gone_or_reaped(pid), None, f"stopping (pid {pid})"),
+                   what=f"the local cloud (pid {pid}) to stop", timeout=STOP_TIMEOUT, clock=clock, poll=START_POLL,
+                   progress=(lambda what, elapsed, detail: console.progress("local cloud", elapsed, detail))
+                   if console else None)
     except EfsctlError:
         pass
     try:

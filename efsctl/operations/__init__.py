@@ -433,5 +433,5 @@ class Operations:
         from efsctl.drive.target import resolve_target
 
         state = self.ref.require_state()
-        aws = self.ref.context_for(state)
+        aws = self.ref.context_for(state, self.console)
         return Connection(state, aws, resolve_target(state, aws), self.store.uploads_dir(self.stack))

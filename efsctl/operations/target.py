@@ -65,7 +65,7 @@ class StackRef:
     # --- what is known locally -------------------------------------------------------------
 
     def has_local_dir(self) -> bool:
-        return self.store.local_dir(self.name).is_dir()
+        return local_cloud_api().local_stack_present(self.store, self.name)
 
     def state(self) -> StackState | None:
         """The state file, or (it gone) what the stack's local cloud directory tells."""
@@ -122,15 +122,19 @@ class StackRef:
             return False
         return True
 
-    def context_for(self, state: StackState) -> "AwsContext":
-        """Where ``state``'s stack lives now; a local stack's cloud must be running."""
+    def context_for(self, state: StackState, console: Any = None) -> "AwsContext":
+        """Where ``state``'s stack lives now. A local stack's cloud that has stopped (a reboot,
+        ``kill -9``) is started again over its saved state, with its own profile."""
         if not state.is_local:
             return self.aws_context(state)
         cloud = self.local_cloud(state)
         if cloud.healthy or (not cloud.recorded and cloud.endpoint_url):
             # (No process of ours recorded, but an endpoint is: a moto server the stack was pointed at.)
             return self.local_context(cloud.endpoint_url)
-        record = local_cloud_api().require_local_cloud(self.store, self.name)  # says why it cannot be used
+        if console is None:
+            record = local_cloud_api().require_local_cloud(self.store, self.name)  # says why it cannot be used
+        else:
+            record = local_cloud_api().ensure_local_cloud(self.store, self.name, console)
         return self.local_context(record["endpoint_url"])
 
 

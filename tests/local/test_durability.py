@@ -247,6 +247,24 @@ def test_kill_under_upload_and_predict_load_loses_nothing_acknowledged(efsctl, t
     assert (efsctl.data_dir / "cloud.log").read_text().count("state restored in") == 2
 
 
+def test_a_killed_cloud_stays_down_for_status_and_comes_back_for_the_next_command_that_needs_it(efsctl, tmp_path):
+    assert efsctl("up", "--local").exit_code == 0
+    model = tmp_path / "kept.bin"
+    model.write_bytes(os.urandom(70_000))
+    assert efsctl("upload", str(model), "--wait").exit_code == 0
+    before = ids(efsctl)
+    efsctl.kill()
+    dead = efsctl.record()["pid"]
+    status = efsctl("status", "--json")   # read-only: says so, restarts nothing
+    assert status.exit_code == 0 and status.doc["local_cloud"]["health"] == "stopped"
+    assert efsctl.record()["pid"] == dead
+    listed = efsctl("models", "--json")   # a command that needs the cloud starts it over its state
+    assert listed.exit_code == 0, listed.output
+    assert {m["name"]: m["sha256"] for m in listed.doc["models"]}["kept.bin"] == \
+        hashlib.sha256(model.read_bytes()).hexdigest()
+    assert efsctl.record()["pid"] != dead and ids(efsctl) == before
+
+
 # --- the same cloud across versions and profiles ------------------------------------------------
 
 class Quiet:

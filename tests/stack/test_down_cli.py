@@ -165,6 +165,6 @@ def test_a_local_stack_whose_cloud_is_gone_is_just_cleaned_up(cli, efsctl_home, 
     doc = json.loads(result.stdout[result.stdout.index("{"):])  # CliRunner echoes the typed answer
     assert doc["deleted"] == [] and doc["local_cloud_stopped"] is True and doc["state_file_deleted"] is True
     assert doc["target"] == "local" and doc["region"] == REGION
-    assert "its resources went with it" in result.stderr
+    assert "its saved state and data (every resource and model of the stack) are removed" in result.stderr
     assert "Delete stack 'loc' (its local cloud's data)? [y/N]" in result.stderr
     assert fake.stopped == ["loc"] and not StateStore(efsctl_home).path("loc").exists()
