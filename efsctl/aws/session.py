@@ -110,6 +110,11 @@ class AwsContext:
                     connect_timeout=10,
                     read_timeout=70,
                     max_pool_connections=20,
+                    # Over plain HTTP (a local cloud or moto on loopback) botocore would SHA-256
+                    # every S3 body to sign it: a second pass over every model uploaded. Each
+                    # upload carries a CRC32 checksum anyway; over HTTPS (AWS) botocore already
+                    # sends the payload unsigned when a checksum is there.
+                    s3={"payload_signing_enabled": False} if self._plain_http else None,
                 )
                 try:
                     client = self.session.client(service, endpoint_url=self.endpoint_url, config=config)
@@ -118,6 +123,10 @@ class AwsContext:
                 client.meta.events.register("before-call.*.*", self._before_call)
                 self._clients[service] = client
             return client
+
+    @property
+    def _plain_http(self) -> bool:
+        return bool(self.endpoint_url and self.endpoint_url.startswith("http://"))
 
     def add_call_hook(self, hook: CallHook) -> None:
         """Observe every API call (tests count mutating calls this way)."""
