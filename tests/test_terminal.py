@@ -87,6 +87,9 @@ def test_the_lock_file_of_a_deleted_stack_goes_with_it(cli, efsctl_home, monkeyp
     from efsctl.state import StackState, StateStore
 
     class GoneCloud(types.ModuleType):
+        def local_stack_present(self, store, stack):
+            return store.local_dir(stack).is_dir()
+
         def local_cloud_health(self, store, stack):
             return {"healthy": False, "endpoint_ok": False, "pid_alive": False}
 

@@ -143,6 +143,9 @@ def test_a_failed_down_keeps_what_is_left_in_the_state_file_and_exits_1(cli, sta
 class FakeLocal(types.ModuleType):
     """Stands in for efsctl.local: a local cloud whose health the test decides."""
 
+    def local_stack_present(self, store, stack):
+        return store.local_dir(stack).is_dir()
+
     def __init__(self, alive: bool) -> None:
         super().__init__("efsctl.local")
         self.alive = alive
