@@ -17,19 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from efsctl import __version__
+from efsctl.local.version import moto_version
 
 FORMAT = 1              # bump when what efsctl itself pickles (unit kinds, reducers) changes shape
 STATE_DIR = "state"
 MANIFEST = "manifest.json"
-
-
-def moto_version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("moto")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def python_version() -> str:
