@@ -197,7 +197,7 @@ class Console:
         if self._live is None:
             from rich.progress import Progress
 
-            self._live = Progress(*_columns(self._clock), console=self.human, transient=True,
+            self._live = Progress(*_columns(self._clock), console=self.human, transient=True, expand=True,
                                   auto_refresh=self._auto_refresh, refresh_per_second=4,
                                   redirect_stdout=False, redirect_stderr=False)
             self._live.start()
@@ -292,6 +292,7 @@ def _rich_console(*, stderr: bool) -> Any:
 def _columns(clock: Callable[[], float]) -> list[Any]:
     """The live line: spinner, label, state (or a byte bar with size and rate), elapsed time."""
     from rich.progress import BarColumn, ProgressColumn, SpinnerColumn
+    from rich.table import Column
     from rich.text import Text
 
     class Label(ProgressColumn):
@@ -306,7 +307,7 @@ def _columns(clock: Callable[[], float]) -> list[Any]:
         def render(self, task: Any) -> Any:
             detail = task.fields.get("detail", "")
             if task.total is None:
-                return Text(detail, style="yellow")
+                return Text(detail, style="yellow", no_wrap=True, overflow="ellipsis")
             seconds = task.fields.get("base", 0.0)
             rate = human_rate(task.completed / seconds) if seconds > 0.2 else "?/s"
             from rich.table import Table
@@ -324,7 +325,10 @@ def _columns(clock: Callable[[], float]) -> list[Any]:
             seconds = fields.get("base", 0.0) + max(0.0, clock() - fields.get("base_at", clock()))
             return Text(human_duration(seconds), style="dim")
 
-    return [SpinnerColumn(style="yellow"), Label(), State(), Elapsed()]
+    # The state takes what the line has left and is cut with an ellipsis: a live line that wrapped
+    # would no longer be one line rewritten in place.
+    return [SpinnerColumn(style="yellow"), Label(),
+            State(table_column=Column(ratio=1, no_wrap=True, overflow="ellipsis")), Elapsed()]
 
 
 def _escape(text: str) -> str:
