@@ -6,6 +6,7 @@ level (moto loads inside the daemon process, never in the CLI):
 - :func:`ensure_local_cloud` starts (or reuses) the stack's process and returns its record,
   which ``up`` stores as ``state.local`` (``endpoint_url``, ``gateway_url``, ``pid``, ...);
 - :func:`stop_local_cloud` stops it, frees its ports and removes its data (idempotent);
+- :func:`halt_local_cloud` stops its process only, keeping its data (a restart);
 - :func:`local_cloud_health` and :func:`local_status_section` report on it for ``status``;
 - :func:`require_local_cloud` turns a dead local cloud into one clear error;
 - :func:`local_iam_report` is the least-privilege report: what each function's role used.
@@ -21,8 +22,8 @@ if TYPE_CHECKING:
     from efsctl.state import StateStore
     from efsctl.waits import Clock
 
-__all__ = ["ensure_local_cloud", "stop_local_cloud", "local_cloud_health", "local_status_section",
-           "require_local_cloud", "local_iam_report"]
+__all__ = ["ensure_local_cloud", "stop_local_cloud", "halt_local_cloud", "local_cloud_health",
+           "local_status_section", "require_local_cloud", "local_iam_report"]
 
 
 def ensure_local_cloud(store: "StateStore", stack: str, console: "Console", *, realism: str | None = None,
@@ -62,6 +63,16 @@ def stop_local_cloud(store: "StateStore", stack: str, console: "Console", *, clo
     from efsctl.local import lifecycle
 
     lifecycle.stop(store, stack, console, clock=clock)
+
+
+def halt_local_cloud(store: "StateStore", stack: str, console: "Console", *, clock: "Clock | None" = None) -> list[int]:
+    """Stop the stack's local cloud process (SIGTERM, bounded wait, SIGKILL) and keep its data
+    directory; returns the pids stopped. The next :func:`ensure_local_cloud` starts it again
+    (``efsctl validate`` restarts a durable cloud this way)."""
+    from efsctl.local import lifecycle
+
+    data_dir = store.local_dir(stack)
+    return lifecycle._stop_processes(data_dir, lifecycle.read_record(data_dir), console, clock)
 
 
 def local_cloud_health(store: "StateStore", stack: str) -> dict[str, Any] | None:
