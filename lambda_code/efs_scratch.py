@@ -9,7 +9,10 @@ operator), ``{"efsctl": "remove-validation-data", "run": RUN, "names": [...], "o
   file, then the emptied folders. ``names`` adds the records of names that never became a file
   (a refused upload leaves only a refusal); each must lie under the run's folder.
 - ``outputs`` are file names in ``outputs/``; one is removed only if it is a prediction result
-  whose ``model`` lies under the run's folder, so a user's results are never touched.
+  whose ``model`` lies under the run's folder, so a user's results are never touched. With
+  ``"scan_outputs": true`` every result in ``outputs/`` is looked at instead (for a run whose
+  list of results is not known any more: ``efsctl validate --remove RUN``).
+  The answer names the results removed (``removed_outputs``), whose S3 copies efsctl then deletes.
 
 A model is removed under its name's lock, so an install of that name in flight either finishes
 first (and its file goes) or finds the name removed. efsctl deletes the run's S3 objects before
@@ -53,12 +56,15 @@ def remove(layout: store.Layout, event: Dict[str, Any]) -> Dict[str, Any]:
     folder = run_folder(event.get("run"))
     names = _strings(event.get("names"), "names")
     outputs = _strings(event.get("outputs"), "outputs")
+    if event.get("scan_outputs") is True:
+        outputs = sorted(set(outputs) | set(_result_files(layout)))
     for name in names:
         common.validate_model_name(name)
         if not name.startswith(folder):
             raise NotScratch(f"{name[:120]!r} is not under {folder}")
     removed = {"models": 0, "bytes": 0, "records": 0, "outputs": 0, "folders": 0}
     kept: List[Dict[str, str]] = []
+    removed_outputs: List[str] = []
     found = [name for name, _ in store.iter_models(layout, 1 << 20) if name.startswith(folder)]
     for name in sorted(set(found) | set(names)):
         _remove_name(layout, name, removed)
@@ -67,9 +73,17 @@ def remove(layout: store.Layout, event: Dict[str, Any]) -> Dict[str, Any]:
         why = _remove_output(layout, output, folder)
         if why is None:
             removed["outputs"] += 1
-        elif why != "gone":
+            removed_outputs.append(output)
+        elif why != "gone" and not (event.get("scan_outputs") is True and why.startswith("not the result")):
             kept.append({"output": output, "why": why})
-    return {"run": event.get("run"), "removed": removed, "kept": kept}
+    return {"run": event.get("run"), "removed": removed, "removed_outputs": removed_outputs, "kept": kept}
+
+
+def _result_files(layout: store.Layout) -> List[str]:
+    try:
+        return [e.name for e in os.scandir(layout.outputs) if e.name.endswith(".json") and e.is_file()]
+    except FileNotFoundError:
+        return []
 
 
 def _strings(value: object, what: str) -> List[str]:

@@ -26,6 +26,9 @@ def render(console: Console, report: Any, json_out: bool, written: Path | None =
         doc = report.to_dict()
         doc["report_file"] = str(written) if written else None
         console.emit_json(doc)
+    elif report.options.remove:
+        if report.cleanup_error is None:
+            console.success(f"Removed what run {report.run_id} left on stack {report.stack}.")
     else:
         console.table(["", "claim", "verdict", "figures"], rows(report),
                       title=f"efsctl validate: stack {report.stack} ({report.target}), {report.seconds:.1f} s")
@@ -33,15 +36,16 @@ def render(console: Console, report: Any, json_out: bool, written: Path | None =
             for note in r.notes:
                 console.info(f"  claim {r.claim.number}: {note}")
         if report.options.keep:
-            console.info(f"Kept: s3://…/models/{report.folder} and its results (--keep).")
+            console.info(f"Kept models/{report.folder} and the run's results in S3 and on EFS; remove them with "
+                         f"`efsctl validate --remove {report.run_id}`.")
         if written:
             console.info(f"Report: {written}")
     for r in report.failed:
         console.error(f"Claim {r.claim.number} ({r.claim.title}) failed: {r.reason}")
     if report.cleanup_error:
         console.error(f"Cleanup failed: {report.cleanup_error}",
-                      f"Run `efsctl validate --claims 1` again later, or remove models/{report.folder} by hand.")
-    if report.ok and not json_out:
+                      f"`efsctl validate --remove {report.run_id}` tries again.")
+    if report.ok and not json_out and not report.options.remove:
         held = [r for r in report.results if r.verdict == "pass"]
         console.success(f"{len(held)} of {len(report.results)} claims hold"
                         + (f" ({len(report.results) - len(held)} not measured)." if len(held) < len(report.results) else "."))

@@ -30,8 +30,8 @@ def validate(ops: "Operations", options: "ValidateOptions") -> "Report":
     from efsctl.drive.validate.core import Stack
     from efsctl.drive.validate.runner import run_validation
 
+    conn = ops.connect()   # first: no lock file is made for a stack that is not there
     with ops.store.lock(ops.stack, "efsctl validate"):
-        conn = ops.connect()
         local = conn.state.is_local
 
         def restart() -> tuple[Any, Any]:

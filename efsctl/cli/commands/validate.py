@@ -19,6 +19,8 @@ def validate(
                                                 "--quick 1MiB), e.g. 1GiB.", show_default=False)] = None,
     timeout: Annotated[float, typer.Option(help="Seconds an upload may take to reach EFS.", min=1)] = 120.0,
     keep: Annotated[bool, typer.Option("--keep", help="Leave the run's models and results in S3 and on EFS.")] = False,
+    remove: Annotated[Optional[str], typer.Option("--remove", metavar="RUN", help="Measure nothing: remove what the "
+                                                  "run RUN left (after --keep).", show_default=False)] = None,
     report: Annotated[Optional[Path], typer.Option(help="Write a self-contained HTML page with the verdicts "
                                                    "and charts (needs `pip install 'efsctl[report]'`).",
                                                    show_default=False)] = None,
@@ -30,16 +32,21 @@ def validate(
     1 event-driven, 2 shared state over a REST API, 3 concurrent access, 4 atomic operations,
     5 persistence, 6 least privilege (local cloud only). Everything it writes is under
     models/efsctl-validate/<run>/ and is removed at the end unless --keep; your models are never
-    touched. Exits 0 when every selected claim holds, 1 when one fails.
+    touched. Exits 0 when every selected claim holds, 1 when one fails. --remove RUN removes what
+    a run kept with --keep left behind.
     """
     from efsctl.cli.validate_view import render
-    from efsctl.drive.validate.core import parse_claims
+    from efsctl.drive.validate.core import check_run_id, parse_claims
     from efsctl.drive.validate.runner import ValidateOptions
     from efsctl.errors import ConfigError
     from efsctl.units import parse_size
 
     app = get_app(ctx, json_out)
     chosen = parse_claims(claims)
+    if remove is not None:
+        check_run_id(remove)
+        if keep or report is not None or claims is not None:
+            raise ConfigError("--remove measures nothing, so it takes no --claims, --keep or --report.")
     largest = None
     if size is not None:
         try:
@@ -54,7 +61,7 @@ def validate(
         require_charting()
         check_destination(report)
     outcome = app.ops.validate(ValidateOptions(claims=chosen, quick=quick, largest=largest, timeout=timeout,
-                                               keep=keep))
+                                               keep=keep, remove=remove))
     written = None
     if report is not None:
         from efsctl.drive.validate.report import write_report

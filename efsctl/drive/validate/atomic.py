@@ -112,7 +112,7 @@ def claim(run: Run, progress=None) -> ClaimResult:
         with Readers(run, name, versions, profile.atomic_readers) as readers:
             for index in range(profile.atomic_rounds):
                 if progress:
-                    progress(f"round {index + 1}/{profile.atomic_rounds}, {readers.reads} reads so far")
+                    progress(f"round {index + 1}/{profile.atomic_rounds}, {readers.reads} reads so far", log=index == 0)
                 rounds.append(put("B" if index % 2 == 0 else "A", api))
             if progress:
                 progress(f"two uploads at once, {readers.reads} reads so far")
@@ -124,7 +124,7 @@ def claim(run: Run, progress=None) -> ClaimResult:
     torn = sum(readers.torn.values())
     measurements = {"name": name[len(run.folder):], "version_size": profile.atomic_size,
                     "rounds": rounds, "concurrent": final, "reads": readers.reads, "readers": profile.atomic_readers,
-                    "reads_by_version": dict(sorted(readers.by_version.items())),
+                    "reads_by_version": {label: readers.by_version.get(label, 0) for label in files},
                     "torn_reads": torn, "torn_by_kind": dict(readers.torn), "torn_examples": readers.torn_examples,
                     "errors": dict(readers.errors), "final_on_efs": versions.get(on_efs, on_efs),
                     "last_writer_by_s3": final.get("s3_current")}

@@ -210,6 +210,20 @@ def short(name: str, run: Run) -> str:
     return name[len(run.folder):] if name.startswith(run.folder) else name
 
 
+RUN_ID = r"^[a-z0-9][a-z0-9-]{0,62}$"   # what the producer's removal accepts (lambda_code/efs_scratch.py)
+
+
+def check_run_id(text: str) -> str:
+    import re
+
+    from efsctl.errors import ConfigError
+
+    if not re.match(RUN_ID, text or ""):
+        raise ConfigError(f"{text!r} is not a validation run id.",
+                          "A run id looks like 20260101-120000-3a9f1c: `efsctl validate --json` prints it as `run`.")
+    return text
+
+
 def parse_claims(text: str | None) -> tuple[int, ...]:
     """``1,3`` or ``events,atomic`` (numbers or keys, any order) -> claim numbers; None: all."""
     from efsctl.errors import ConfigError

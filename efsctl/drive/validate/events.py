@@ -24,6 +24,8 @@ def seed(run: Run, progress=None) -> ds.Dataset:
         return run.dataset
     data = ds.build(run.workdir, run.profile.sizes(), run.name)
     run.dataset = data
+    if progress:
+        progress(f"uploading {len(data.models)} models ({human_bytes(data.total_bytes)})")
     done = [0]
     lock = threading.Lock()
 
@@ -38,7 +40,8 @@ def seed(run: Run, progress=None) -> ds.Dataset:
             with lock:
                 done[0] += 1
                 if progress:
-                    progress(f"{done[0]}/{len(data.models)} uploads ({human_bytes(data.total_bytes)} in all)")
+                    progress(f"{done[0]}/{len(data.models)} uploads ({human_bytes(data.total_bytes)} in all)",
+                             log=done[0] == len(data.models))
         model.uploaded_s = uploaded.uploaded_s
         wait = uploaded.wait
         model.on_efs = bool(wait and wait.on_efs)

@@ -74,7 +74,7 @@ def _warm_up(run: Run, api, models: dict, progress) -> list[str]:
     ids = []
     for index, name in enumerate(sorted(models), 1):
         if progress:
-            progress(f"warm read {index}/{len(models)}")
+            progress(f"warm read {index}/{len(models)}", log=index == 1)
         try:
             body = run.predict(api, name)
         except EfsctlError:
@@ -218,9 +218,10 @@ def _verdict(run: Run, m: dict, back: dict, listing: dict, fresh: dict, restart:
         problems.append(m["restore_problem"])
     restart_text = ("restarted, all back" if restart.get("ok") else
                     "restart not measured" if not restart.get("measured") else "restart failed")
-    summary = (f"{read['intact']}/{total} intact in {fresh['environments_after']} new environments "
-               f"({fresh['cold_starts']} cold starts, {fresh['reused']} reused) after a configuration change; "
-               f"{restart_text}")
+    after = fresh["environments_after"]
+    summary = (f"{read['intact']}/{total} intact after a configuration change, read in {after} new "
+               f"environment{'s' if after != 1 else ''} ({fresh['cold_starts']} cold-started, {fresh['reused']} "
+               f"from before); {restart_text}")
     res = result(5, not problems, summary, "; ".join(problems) or None, measurements=m)
     if not restart.get("measured"):
         res.notes.append(restart["note"])

@@ -107,7 +107,7 @@ def _concurrency_curve(report: Any):
     levels = [lv for lv in levels if lv.get("rps")]
     if not levels:
         return None
-    x = [lv["concurrency"] for lv in levels]
+    x = [str(lv["concurrency"]) for lv in levels]   # a category axis: log axes put shapes at 10^x
     figure = make_subplots(specs=[[{"secondary_y": True}]])
     figure.add_trace(go.Scatter(x=x, y=[lv["rps"] for lv in levels], name="throughput (req/s)",
                                 mode="lines+markers", line={"width": 3}), secondary_y=False)
@@ -116,9 +116,10 @@ def _concurrency_curve(report: Any):
                                     mode="lines+markers", line={"dash": dash}), secondary_y=True)
     knee = found.measurements.get("saturates_at")
     if knee:
-        figure.add_vline(x=knee, line_dash="dot", line_color="#cf222e",
-                         annotation_text=f"stops growing at {knee}", annotation_position="top left")
-    figure.update_xaxes(title_text="concurrent clients", type="log", tickvals=x, ticktext=[str(v) for v in x])
+        rps = next(lv["rps"] for lv in levels if lv["concurrency"] == knee)
+        figure.add_annotation(x=str(knee), y=rps, text=f"stops growing at {knee}", showarrow=True, arrowhead=2,
+                              ay=-40, font={"color": "#cf222e"})
+    figure.update_xaxes(title_text="concurrent clients", type="category")
     figure.update_yaxes(title_text="requests per second", secondary_y=False, rangemode="tozero")
     figure.update_yaxes(title_text="latency (ms)", secondary_y=True, rangemode="tozero")
     return "Claim 3: throughput and latency against concurrency", figure

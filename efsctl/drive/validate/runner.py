@@ -29,6 +29,7 @@ class ValidateOptions:
     largest: int | None = None     # --size: the largest model of claim 1's set
     timeout: float = 120.0         # how long one upload may take to reach EFS
     keep: bool = False
+    remove: str | None = None      # --remove RUN: no claims; remove what that (kept) run left
 
     @property
     def profile(self) -> Profile:
@@ -63,15 +64,18 @@ class Report:
                 "passed": [r.claim.number for r in self.results if r.verdict == PASS],
                 "failed": [r.claim.number for r in self.failed],
                 "not_measured": [r.claim.number for r in self.results if r.verdict == SKIP],
-                "kept": self.options.keep, "cleanup": self.cleanup, "cleanup_error": self.cleanup_error,
+                "kept": self.options.keep, "removed_run": self.options.remove, "cleanup": self.cleanup, "cleanup_error": self.cleanup_error,
                 "seconds": round(self.seconds, 3),
                 "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.started_at))}
 
 
 def run_validation(stack: Stack, console: Any, options: ValidateOptions, *, clock: Clock | None = None,
                    run_id: str | None = None) -> Report:
-    """Measure each selected claim on ``stack``; remove what was written unless ``options.keep``."""
+    """Measure each selected claim on ``stack``; remove what was written unless ``options.keep``.
+    With ``options.remove``, measure nothing: remove what that earlier run left."""
     started = time.monotonic()
+    if options.remove:
+        return _remove_run(stack, console, options, run_id=options.remove, started=started)
     with tempfile.TemporaryDirectory(prefix="efsctl-validate-") as work:
         run = Run(stack, console, options.profile, Path(work), clock=clock or Clock(), timeout=options.timeout)
         if run_id:
@@ -90,20 +94,36 @@ def run_validation(stack: Stack, console: Any, options: ValidateOptions, *, cloc
     return report
 
 
+def _remove_run(stack: Stack, console: Any, options: ValidateOptions, *, run_id: str, started: float) -> Report:
+    with tempfile.TemporaryDirectory(prefix="efsctl-validate-") as work:
+        run = Run(stack, console, options.profile, Path(work), run_id=run_id)
+        report = Report(stack.target.stack, "local" if stack.target.is_local else "aws", run.run_id, run.folder,
+                        options)
+        report.cleanup, report.cleanup_error = _cleanup(run, console, scan_outputs=True)
+    report.seconds = time.monotonic() - started
+    return report
+
+
 def _measure(run: Run, number: int, console: Any) -> ClaimResult:
     claim = BY_NUMBER[number]
     label = f"claim {number}"
     started = time.monotonic()
-    with console.status(label) as update:
-        update(claim.title)
-        try:
-            outcome = EXPERIMENTS[number](run, lambda detail: update(f"{claim.title}: {detail}"))
-        except EfsctlError as exc:
-            outcome = ClaimResult(claim, FAIL, "could not be measured", exc.message)
-        except Exception as exc:  # noqa: BLE001 - one claim's fault must not hide the others' verdicts
-            if getattr(console, "debug", False):
-                raise
-            outcome = ClaimResult(claim, FAIL, "could not be measured", f"{type(exc).__name__}: {exc}")
+
+    def progress(detail: str, *, log: bool = True) -> None:
+        """The claim's live line; ``log=False``: a counter, shown in a terminal, not logged."""
+        console.activity(label, f"{claim.title}: {detail}", time.monotonic() - started, log=log)
+
+    console.activity(label, claim.title, 0.0)
+    try:
+        outcome = EXPERIMENTS[number](run, progress)
+    except EfsctlError as exc:
+        outcome = ClaimResult(claim, FAIL, "could not be measured", exc.message)
+    except Exception as exc:  # noqa: BLE001 - one claim's fault must not hide the others' verdicts
+        if getattr(console, "debug", False):
+            raise
+        outcome = ClaimResult(claim, FAIL, "could not be measured", f"{type(exc).__name__}: {exc}")
+    finally:
+        console.end(label)
     outcome.seconds = time.monotonic() - started
     status = {PASS: "ok", FAIL: "fail", SKIP: "skip"}[outcome.verdict]
     console.line(status, label, f"{claim.title}: {outcome.reason if outcome.failed else outcome.summary}",
@@ -111,14 +131,14 @@ def _measure(run: Run, number: int, console: Any) -> ClaimResult:
     return outcome
 
 
-def _cleanup(run: Run, console: Any) -> tuple[dict[str, Any] | None, str | None]:
-    if not run.written.names and not run.written.outputs:
+def _cleanup(run: Run, console: Any, *, scan_outputs: bool = False) -> tuple[dict[str, Any] | None, str | None]:
+    if not run.written.names and not run.written.outputs and not scan_outputs:
         return {"s3": {"objects": 0, "bytes": 0}, "efs": {}, "kept": [], "left_on_efs": []}, None
     started = time.monotonic()
     try:
         with console.status("cleanup") as update:
             update(f"removing {run.folder} from S3 and EFS")
-            doc = cleanup(run)
+            doc = cleanup(run, scan_outputs=scan_outputs)
     except EfsctlError as exc:
         console.line("fail", "cleanup", exc.message, time.monotonic() - started)
         return None, exc.message

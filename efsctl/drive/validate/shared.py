@@ -23,7 +23,7 @@ def read_back(run: Run, models: dict[str, tuple[str, int]], api, progress=None) 
     durations_ms, sizes, answers = [], [], []
     for index, (name, (sha256, size)) in enumerate(sorted(models.items()), 1):
         if progress:
-            progress(f"reading back {index}/{len(models)}")
+            progress(f"reading back {index}/{len(models)}", log=index == 1)
         try:
             body = run.predict(api, name, verify=True)
         except ApiError as exc:
