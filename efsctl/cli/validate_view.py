@@ -11,13 +11,14 @@ from efsctl.console import Console
 MARKS = {"pass": "✓", "fail": "✗", "not measured": "·"}
 
 
-def rows(report: Any) -> list[tuple[str, str, str, str]]:
+def rows(report: Any) -> list[tuple[str, ...]]:
     out = []
     for r in report.results:
         figures = r.summary if not r.failed else f"{r.summary} — {r.reason}"
         if r.verdict == "not measured" and r.reason:
             figures = r.reason
-        out.append((MARKS.get(r.verdict, "?"), f"{r.claim.number} {r.claim.title}", r.verdict.upper(), figures))
+        out.append((MARKS.get(r.verdict, "?"), f"{r.claim.number} {r.claim.title}", r.verdict.upper(), figures,
+                    f"{r.seconds:.1f}s"))
     return out
 
 
@@ -30,7 +31,7 @@ def render(console: Console, report: Any, json_out: bool, written: Path | None =
         if report.cleanup_error is None:
             console.success(f"Removed what run {report.run_id} left on stack {report.stack}.")
     else:
-        console.table(["", "claim", "verdict", "figures"], rows(report),
+        console.table(["", "claim", "verdict", "figures", "time"], rows(report),
                       title=f"efsctl validate: stack {report.stack} ({report.target}), {report.seconds:.1f} s")
         for r in report.results:
             for note in r.notes:

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from efsctl.drive.api import ApiError
 from efsctl.drive.validate import dataset as ds
 from efsctl.drive.upload import wait_on_efs
-from efsctl.drive.validate.core import FINE_POLL, ClaimResult, Run, result
+from efsctl.drive.validate.core import FINE_POLL, ClaimResult, Run, result, summarize
 from efsctl.errors import EfsctlError
 
 TORN_CODES = {"IntegrityError": "hashed otherwise than installed", "ModelChanging": "changed while read"}
@@ -126,7 +126,8 @@ def claim(run: Run, progress=None) -> ClaimResult:
                     "rounds": rounds, "concurrent": final, "reads": readers.reads, "readers": profile.atomic_readers,
                     "reads_by_version": {label: readers.by_version.get(label, 0) for label in files},
                     "torn_reads": torn, "torn_by_kind": dict(readers.torn), "torn_examples": readers.torn_examples,
-                    "errors": dict(readers.errors), "final_on_efs": versions.get(on_efs, on_efs),
+                    "errors": dict(readers.errors), "verify_ms": summarize(readers.latencies_ms, 2),
+                    "final_on_efs": versions.get(on_efs, on_efs),
                     "last_writer_by_s3": final.get("s3_current")}
     failed_rounds = [r for r in rounds if not r["on_efs"]]
     right_final = final.get("s3_current") is not None and versions.get(on_efs) == final.get("s3_current")
