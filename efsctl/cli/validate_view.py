@@ -29,7 +29,10 @@ def render(console: Console, report: Any, json_out: bool, written: Path | None =
         console.emit_json(doc)
     elif report.options.remove:
         if report.cleanup_error is None:
-            console.success(f"Removed what run {report.run_id} left on stack {report.stack}.")
+            done = report.cleanup or {}
+            efs = done.get("efs") or {}
+            console.success(f"Run {report.run_id} on stack {report.stack}: removed {(done.get('s3') or {}).get('objects', 0)} "
+                            f"objects from S3, {efs.get('models', 0)} models and {efs.get('outputs', 0)} results from EFS.")
     else:
         console.table(["", "claim", "verdict", "figures", "time"], rows(report),
                       title=f"efsctl validate: stack {report.stack} ({report.target}), {report.seconds:.1f} s")

@@ -126,3 +126,28 @@ def test_uploads_under_the_reserved_folder_are_refused(cli, tmp_path):
     model.write_bytes(b"x")
     result = cli("upload", str(model), "--name", "efsctl-validate/mine.bin")
     assert result.exit_code == 2 and "reserved for `efsctl validate`" in result.stderr
+
+
+def test_on_aws_claim_6_and_the_cloud_restart_are_not_measured(efsctl_home, aws_credentials, monkeypatch):
+    """What the use case hands the experiments for a stack on AWS (no call reaches AWS here)."""
+    from efsctl.config import Settings
+    from efsctl.console import Console
+    from efsctl.drive.validate import persistence, privilege, runner
+    from efsctl.drive.validate.core import Run
+    from efsctl.operations import Operations
+    from efsctl.operations import validate as use_case
+    from efsctl.state import StackState, StateStore
+
+    store = StateStore(efsctl_home)
+    store.save(StackState(stack="prod", region="us-east-1", account="123456789012",
+                          outputs={"bucket": "b", "api_url": "https://x.execute-api.us-east-1.amazonaws.com"}))
+    seen = {}
+    monkeypatch.setattr(runner, "run_validation", lambda stack, console, options, clock=None: seen.setdefault("s", stack))
+    Operations(Settings(stack="prod", home=efsctl_home), Console()).validate(runner.ValidateOptions())
+    stack = seen["s"]
+    assert stack.target.is_local is False and stack.restart_cloud is None and stack.restart_note == use_case.NOT_LOCAL
+    assert stack.iam_report() is None
+    run = Run(stack, Console(), runner.ValidateOptions().profile, efsctl_home)
+    six = privilege.claim(run)
+    assert six.verdict == SKIP and "only the local cloud reports" in six.reason and not six.failed
+    assert persistence._restart(run, {}, None) == {"measured": False, "note": use_case.NOT_LOCAL}

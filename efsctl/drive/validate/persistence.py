@@ -51,8 +51,9 @@ def claim(run: Run, progress=None) -> ClaimResult:
         if progress:
             progress(f"changing {consumer}'s configuration, so Lambda retires its environments")
         started = time.monotonic()
-        original = _set_variable(run, consumer, f"{run.run_id}-recycled", progress)
+        original = _variables(run, consumer)
         try:
+            _update_environment(run, consumer, {**original, RECYCLE_VARIABLE: f"{run.run_id}-recycled"}, progress)
             measurements["recycle_s"] = round(time.monotonic() - started, 3)
             back = read_back(run, models, api, progress)
             listing = listing_check(api, models)
@@ -86,13 +87,12 @@ def _warm_up(run: Run, api, models: dict, progress) -> list[str]:
 
 # --- the configuration change ------------------------------------------------------------------
 
-def _set_variable(run: Run, function: str, value: str, progress) -> dict[str, str]:
-    """Set the recycling variable; returns the variables as they were (to put back)."""
+def _variables(run: Run, function: str) -> dict[str, str]:
+    """The function's environment as the stack has it (to put back afterwards)."""
     from efsctl.aws import lambda_
 
     config = lambda_.function_configuration(run.aws, function) or {}
     variables = dict((config.get("Environment") or {}).get("Variables") or {})
-    _update_environment(run, function, {**variables, RECYCLE_VARIABLE: value}, progress)
     variables.pop(RECYCLE_VARIABLE, None)  # left by an interrupted run: not the stack's own
     return variables
 
