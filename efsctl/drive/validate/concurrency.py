@@ -77,6 +77,19 @@ class BackgroundUploads:
                     self.failures[(uploaded.wait.error if uploaded.wait else None) or "did not reach EFS"] += 1
 
 
+def _rotating(run: Run, api, names: list[str]):
+    """A predict call that takes the models in turn, safe to call from the load's threads."""
+    cycle = itertools.cycle(names)
+    lock = threading.Lock()
+
+    def call():
+        with lock:
+            name = next(cycle)
+        return run.predict(api, name)
+
+    return call
+
+
 def claim(run: Run, progress=None) -> ClaimResult:
     data = seed(run, progress)
     names = [m.name for m in data.arrived] or [m.name for m in data.models]
@@ -86,16 +99,9 @@ def claim(run: Run, progress=None) -> ClaimResult:
             if progress:
                 progress(f"concurrency {concurrency}: {run.profile.requests_per_level} predicts over "
                          f"{len(names)} models, uploads running")
-            cycle = itertools.cycle(names)
-            lock = threading.Lock()
-
-            def call():
-                with lock:
-                    name = next(cycle)
-                return run.predict(api, name)
-
             requests = max(run.profile.requests_per_level, 2 * concurrency)
             with run.api(concurrency) as api:
+                call = _rotating(run, api, names)
                 # One request per client first, not timed: the environments a level needs start
                 # cold once (seconds each), which would otherwise pass for the level's latency.
                 warm = run_load(api, names[0], concurrency=concurrency, requests=concurrency, call=call)
