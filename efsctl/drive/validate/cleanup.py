@@ -32,7 +32,11 @@ def cleanup(run: Run, *, scan_outputs: bool = False) -> dict[str, Any]:
                            "efs": {"models": 0, "bytes": 0, "records": 0, "outputs": 0, "folders": 0}, "kept": []}
     names, outputs = sorted(written.names), sorted(set(written.outputs.values()))
     producer = run.target.functions["producer"]
-    if lambda_.reserved_concurrency(run.aws, producer) == 0:
+    try:
+        stopped = lambda_.reserved_concurrency(run.aws, producer) == 0
+    except EfsctlError:   # (lambda:GetFunctionConcurrency denied): ask the producer; a refusal says why
+        stopped = False
+    if stopped:
         # A stopped producer cannot be asked (Lambda throttles the call), and it copied nothing to
         # EFS either: only results of predictions could be there.
         doc["efs"]["skipped"] = f"the producer {producer} is stopped (reserved concurrency 0)"
