@@ -42,3 +42,20 @@ def transfer_summary(size: int, seconds: float) -> str:
     """What a finished transfer line says: ``1.5 GiB in 13.6s, 113.0 MiB/s``."""
     rate = size / seconds if seconds > 0 else None
     return f"{human_bytes(size)} in {human_duration(seconds)}, {human_rate(rate)}"
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1024, "kib": 1024, "m": 1024 ** 2, "mb": 1024 ** 2,
+               "mib": 1024 ** 2, "g": 1024 ** 3, "gb": 1024 ** 3, "gib": 1024 ** 3, "t": 1024 ** 4,
+               "tb": 1024 ** 4, "tib": 1024 ** 4}
+
+
+def parse_size(text: str) -> int:
+    """``64MiB``, ``1.5 GiB``, ``512k``, ``4096`` -> bytes; every unit is a power of 1024 (efsctl
+    prints IEC sizes, so it reads them the same way). Raises ``ValueError`` for anything else."""
+    import re
+
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)\s*", text or "")
+    unit = match.group(2).lower() if match else None
+    if not match or unit not in _SIZE_UNITS:
+        raise ValueError(f"{text!r} is not a size like 64MiB, 1.5GiB or 4096")
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])

@@ -21,6 +21,7 @@ from urllib.parse import unquote_plus
 import efs_common as common
 import efs_records as rec
 import efs_store as store
+import efs_scratch as scratch
 import efs_stream as stream
 from efs_common import NameConflict, UnsafePath
 
@@ -425,6 +426,16 @@ def _prepare(layout: store.Layout, now: Optional[float] = None) -> None:
         log.warning("removed temporary files left by killed copies", count=files, bytes=nbytes)
 
 
+def _remove_validation_data(layout: store.Layout, event: dict) -> dict:
+    try:
+        result = scratch.remove(layout, event)
+    except common.HandlerError as exc:
+        log.warning("validation data not removed: the request names something else", reason=str(exc)[:300])
+        return {"error": {"code": exc.code, "message": str(exc)}}
+    log.info("validation data removed", run=result["run"], **result["removed"])
+    return result
+
+
 def _refuse_invalid_name(layout: store.Layout, record: object, parsed: Skipped, models_prefix: str) -> None:
     """An upload under the prefix whose name breaks the rules: record why, for the API."""
     s3 = record.get("s3") if isinstance(record, dict) else None
@@ -437,11 +448,14 @@ def _refuse_invalid_name(layout: store.Layout, record: object, parsed: Skipped, 
 
 
 def handler(event, context):
-    """Lambda entry point for S3 event notifications."""
+    """Lambda entry point for S3 event notifications (and, invoked directly by the stack's
+    operator, the removal of what ``efsctl validate`` wrote: see ``efs_scratch``)."""
     log.bind(common.context_request_id(context), common.context_function_name(context, "producer"))
     config = common.Config.from_env()
     layout = store.Layout(config.mount)
     _prepare(layout)
+    if scratch.is_removal(event):
+        return _remove_validation_data(layout, event)
     records = event.get("Records") if isinstance(event, dict) else None
     if not isinstance(records, list):
         log.info("event has no Records (an s3:TestEvent?); nothing to do")

@@ -61,6 +61,35 @@ def update_configuration(aws: AwsContext, name: str, config: Mapping[str, Any]) 
 
 
 @aws_call
+def invoke(aws: AwsContext, name: str, payload: Mapping[str, Any]) -> Any:
+    """Invoke ``name`` synchronously with ``payload`` (JSON) and return its decoded answer; a
+    function error becomes an :class:`AwsError` with the function's own message."""
+    from efsctl.errors import AwsError
+
+    response = _lambda(aws).invoke(FunctionName=name, InvocationType="RequestResponse",
+                                   Payload=json.dumps(payload).encode())
+    raw = response["Payload"].read()
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        body = raw.decode("utf-8", "replace")
+    if response.get("FunctionError"):
+        detail = body.get("errorMessage") if isinstance(body, dict) else body
+        raise AwsError(f"{name} failed: {str(detail or 'no message').rstrip('.')}.",
+                       f"`efsctl tail-logs --since 5m` shows what {name} logged.", code="FunctionError",
+                       operation="Invoke")
+    return body
+
+
+@aws_call
+def reserved_concurrency(aws: AwsContext, name: str) -> int | None:
+    """The function's reserved concurrency (0: it is stopped), or ``None`` when it has none."""
+    response = _lambda(aws).get_function_concurrency(FunctionName=name)
+    value = response.get("ReservedConcurrentExecutions")
+    return int(value) if value is not None else None
+
+
+@aws_call
 def tag_function(aws: AwsContext, arn: str, tags: Mapping[str, str]) -> None:
     if tags:
         _lambda(aws).tag_resource(Resource=arn, Tags=dict(tags))

@@ -14,6 +14,9 @@ from efsctl.errors import ConfigError
 
 MAX_NAME_BYTES = 1024
 MAX_SEGMENT_BYTES = 255
+# `efsctl validate` writes its models here, one folder per run, and removes them after; the
+# producer's removal of validation data (lambda_code/efs_scratch.py) touches nothing else.
+RESERVED_PREFIX = "efsctl-validate/"
 
 
 def name_problem(name: str) -> str | None:
@@ -58,6 +61,14 @@ def validate_model_name(name: str) -> str:
             "no empty segments or segments starting with a dot, no backslash or control characters, "
             "at most 1024 bytes (255 per segment).",
         )
+    return name
+
+
+def check_not_reserved(name: str) -> str:
+    """Return ``name``, or raise :class:`ConfigError` if it lies in ``efsctl validate``'s folder."""
+    if name.startswith(RESERVED_PREFIX):
+        raise ConfigError(f"Model names under {RESERVED_PREFIX} are reserved for `efsctl validate`, which removes "
+                          "what it writes there.", "Pick another --name.")
     return name
 
 

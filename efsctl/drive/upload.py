@@ -20,7 +20,7 @@ from typing import Any, Callable
 from efsctl.drive.api import ApiClient, ApiError
 from efsctl.drive.fmt import human_bytes
 from efsctl.units import transfer_summary
-from efsctl.drive.names import model_key, validate_model_name
+from efsctl.drive.names import check_not_reserved, model_key, validate_model_name
 from efsctl.drive.target import DriveTarget
 from efsctl.errors import ConfigError, EfsctlError, WaitTimeout
 from efsctl.waits import Clock, Outcome, Poll, wait_until
@@ -111,7 +111,7 @@ def default_name(path: Path, name: str | None) -> str:
     """The model name: ``--name`` if given, else the file's base name; validated either way."""
     chosen = name if name is not None else path.name
     try:
-        return validate_model_name(chosen)
+        return check_not_reserved(validate_model_name(chosen))
     except ConfigError as exc:
         if name is None:
             exc.hint = f"Pick a valid name with --name. {exc.hint}"
@@ -180,11 +180,12 @@ def upload_model(aws: Any, target: DriveTarget, path: Path, name: str, *, consol
 
 def wait_on_efs(api: ApiClient, name: str, sha256: str, *, declared_sha256: str | None = None,
                 etag: str | None = None, stored_at: float | None = None, timeout: float = DEFAULT_TIMEOUT,
-                clock: Clock | None = None, progress: Any = None) -> WaitResult:
+                clock: Clock | None = None, progress: Any = None, poll: Poll = WAIT_POLL) -> WaitResult:
     """Poll ``GET /models/{name}`` until it reports ``sha256``, or a refusal of this upload.
 
     Returns a :class:`WaitResult`; a producer refusal of this upload or the timeout are
     reported in it rather than raised, so the caller can still print the upload's facts.
+    ``poll`` sets how often it asks (and so how finely the latency is measured).
     """
     clock = clock or Clock()
     declared = declared_sha256 or sha256
@@ -215,7 +216,7 @@ def wait_on_efs(api: ApiClient, name: str, sha256: str, *, declared_sha256: str 
             progress(what, elapsed, detail)
 
     try:
-        wait_until(check, what=f"{name!r} to reach EFS", timeout=timeout, clock=clock, poll=WAIT_POLL, progress=report,
+        wait_until(check, what=f"{name!r} to reach EFS", timeout=timeout, clock=clock, poll=poll, progress=report,
                    hint="The upload is in S3; `efsctl models` shows when it reaches EFS, and "
                         "`efsctl tail-logs --function producer` shows the producer's work.")
     except ProducerRejected as exc:

@@ -10,6 +10,7 @@ data (``<state>/local/<stack>/``: persisted AWS state, S3 bodies, EFS files, cod
   (``down`` calls it);
 - :func:`local_cloud_health`, :func:`local_status_section`, :func:`local_stack_present` and
   :func:`require_local_cloud` only look: they start, stop and change nothing.
+- :func:`halt_local_cloud` stops its process only, keeping its data (a restart);
 - :func:`local_iam_report` is the least-privilege report: what each function's role used.
 """
 
@@ -25,8 +26,8 @@ if TYPE_CHECKING:
     from efsctl.state import StateStore
     from efsctl.waits import Clock
 
-__all__ = ["ensure_local_cloud", "stop_local_cloud", "local_cloud_health", "local_status_section",
-           "local_stack_present", "require_local_cloud", "local_iam_report"]
+__all__ = ["ensure_local_cloud", "stop_local_cloud", "halt_local_cloud", "local_cloud_health",
+           "local_status_section", "local_stack_present", "require_local_cloud", "local_iam_report"]
 
 
 def ensure_local_cloud(store: "StateStore", stack: str, console: "Console", *, realism: str | None = None,
@@ -80,6 +81,15 @@ def stop_local_cloud(store: "StateStore", stack: str, console: "Console", *, clo
     from efsctl.local import lifecycle
 
     lifecycle.stop(store, stack, console, clock=clock)
+
+
+def halt_local_cloud(store: "StateStore", stack: str, console: "Console", *, clock: "Clock | None" = None) -> list[int]:
+    """Stop the stack's local cloud process (SIGTERM, bounded wait, SIGKILL) and keep its data
+    directory; returns the pids stopped. The next :func:`ensure_local_cloud` starts it again
+    (``efsctl validate`` restarts a durable cloud this way)."""
+    from efsctl.local import lifecycle
+
+    return lifecycle.halt(store, stack, console, clock=clock)
 
 
 def local_cloud_health(store: "StateStore", stack: str) -> dict[str, Any] | None:

@@ -202,6 +202,8 @@ def ensure(store: Any, stack: str, console: Any, options: CloudOptions, *, clock
             f"{HEALTH_PATIENCE:.0f} s.",
             f"It may be busy: see {data_dir / LOG}, and run the command again (`efsctl down` stops it and "
             "deletes its data).")
+    elif record.get("halted"):   # stopped on purpose (a restart): nothing to warn about
+        console.progress("local cloud", 0.0, "starting again over its saved state")
     else:
         console.warn(f"The local cloud of stack {stack!r} had stopped: {state['problem']}; it starts again over "
                      "its saved state.")
@@ -392,6 +394,17 @@ def stop(store: Any, stack: str, console: Any, *, clock: Clock | None = None) ->
         console.line("ok", "local cloud", f"stopped (pid {', '.join(map(str, stopped))}){freed}, data removed")
     elif record is not None:
         console.line("skip", "local cloud", "was not running; data removed")
+
+
+def halt(store: Any, stack: str, console: Any, *, clock: Clock | None = None) -> list[int]:
+    """Stop the stack's local cloud process and keep its data; its record says it was stopped on
+    purpose, so the next :func:`ensure` starts it again without a warning."""
+    data_dir = store.local_dir(stack)
+    record = read_record(data_dir)
+    stopped = _stop_processes(data_dir, record, console, clock)
+    if record is not None:
+        write_record(data_dir, {**record, "halted": True})
+    return stopped
 
 
 def _stop_processes(data_dir: Path, record: dict[str, Any] | None, console: Any, clock: Clock | None) -> list[int]:

@@ -12,6 +12,9 @@ these and render the outcome; they never touch the AWS layer or the local cloud 
 - :meth:`Operations.destroy` (`down`): observes and asks without holding the lock, then under the
   lock looks again and deletes; the only use case that deletes anything.
 - :meth:`Operations.connect` (the drive commands): the stack's AWS context and drive target.
+- :meth:`Operations.validate` (`validate`): the claims measured on the stack, under its lock
+  (:mod:`efsctl.operations.validate`); :meth:`Operations.iam_report` and
+  :meth:`Operations.restart_local_cloud` are what it needs of the local cloud.
 """
 
 from __future__ import annotations
@@ -435,3 +438,41 @@ class Operations:
         state = self.ref.require_state()
         aws = self.ref.context_for(state, self.console)
         return Connection(state, aws, resolve_target(state, aws), self.store.uploads_dir(self.stack))
+
+    # --- validate ------------------------------------------------------------------------------
+
+    def validate(self, options: Any) -> Any:
+        """Measure the claims ``options`` (a :class:`~efsctl.drive.validate.runner.ValidateOptions`)
+        selects; returns the :class:`~efsctl.drive.validate.runner.Report`."""
+        from efsctl.operations.validate import validate
+
+        return validate(self, options)
+
+    def iam_report(self) -> dict[str, Any] | None:
+        """The local cloud's least-privilege report (what each role was asked to allow); ``None``
+        for a stack on AWS, where no such report exists."""
+        state = self.ref.require_state()
+        if not state.is_local:
+            return None
+        return local_cloud_api().local_iam_report(self.store, self.stack)
+
+    def restart_local_cloud(self, *, locked: bool = False) -> Connection:
+        """Stop the stack's local cloud process and start it again with the same profile, over its
+        saved state; returns the new connection (its ports may have moved). ``locked``: the caller
+        holds the stack's lock."""
+        if not locked:
+            with self.store.lock(self.stack, "efsctl (local cloud restart)"):
+                return self.restart_local_cloud(locked=True)
+        from efsctl.errors import ConfigError
+
+        state = self.ref.require_state()
+        if not state.is_local:
+            raise ConfigError(f"Stack {self.stack!r} lives on AWS; only a local cloud can be restarted.")
+        profile = self.ref.local_cloud(state).profile
+        api = local_cloud_api()
+        api.halt_local_cloud(self.store, self.stack, self.console, clock=self.clock)
+        state.local = api.ensure_local_cloud(self.store, self.stack, self.console, **profile)
+        if state.outputs.get("api_url"):  # the gateway serves the stack's API: it moves with the cloud
+            state.outputs["api_url"] = state.local.get("gateway_url") or state.outputs["api_url"]
+        self.store.save(state)
+        return self.connect()

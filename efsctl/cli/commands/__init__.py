@@ -16,5 +16,6 @@ COMMANDS = [
     ("models", "models", "models", "List the models on EFS, as the consumer sees them."),
     ("tail-logs", "tail_logs", "tail_logs", "Show both functions' logs interleaved by time; -f follows."),
     ("demo", "demo", "demo", "The whole round trip on a fresh local stack, timed."),
+    ("validate", "validate", "validate", "Prove the design's claims on the stack, with figures (and a report)."),
     ("package", "package", "package", "Write the stack as CloudFormation or Terraform, with the handlers' zip."),
 ]
