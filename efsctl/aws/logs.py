@@ -14,12 +14,13 @@ def _logs(aws: AwsContext) -> Any:
 
 
 @aws_call
-def get_log_group(aws: AwsContext, name: str) -> dict[str, Any] | None:
-    """The group with its ``tags`` added, or ``None``."""
+def get_log_group(aws: AwsContext, name: str, *, tags: bool = True) -> dict[str, Any] | None:
+    """The group (with its ``tags`` added, unless ``tags=False``), or ``None``."""
     for group in paginate(_logs(aws), "describe_log_groups", "logGroups", logGroupNamePrefix=name):
         if group["logGroupName"] == name:
             group = dict(group)
-            group["tags"] = _logs(aws).list_tags_log_group(logGroupName=name).get("tags", {})
+            if tags:
+                group["tags"] = _logs(aws).list_tags_log_group(logGroupName=name).get("tags", {})
             return group
     return None
 

@@ -386,7 +386,7 @@ def stop(store: Any, stack: str, console: Any, *, clock: Clock | None = None) ->
     """Stop the stack's process(es) and delete its local directory: the one deletion there is."""
     data_dir = store.local_dir(stack)
     record = read_record(data_dir)
-    stopped = _stop_processes(data_dir, record, console, clock)
+    stopped = _stop_processes(data_dir, record, console, clock, keep_state=False)
     ports = [int(record[k]) for k in ("endpoint_port", "gateway_port") if record and record.get(k)]
     shutil.rmtree(data_dir, ignore_errors=True)
     if stopped:
@@ -407,16 +407,35 @@ def halt(store: Any, stack: str, console: Any, *, clock: Clock | None = None) ->
     return stopped
 
 
-def _stop_processes(data_dir: Path, record: dict[str, Any] | None, console: Any, clock: Clock | None) -> list[int]:
+def _stop_processes(data_dir: Path, record: dict[str, Any] | None, console: Any, clock: Clock | None, *,
+                    keep_state: bool = True) -> list[int]:
+    """Stop every daemon serving ``data_dir``. ``keep_state=False`` (its data is deleted next):
+    kill it at once, as a graceful stop would only save state that is about to go."""
     pids = set(daemons_for(data_dir))
     if record and record.get("pid") and is_ours(int(record["pid"]), data_dir):
         pids.add(int(record["pid"]))
     for pid in sorted(pids):
-        _terminate(pid, clock, console)
+        if keep_state:
+            _terminate(pid, clock, console)
+        else:
+            _kill(pid, clock)
     if record:
         _wait_ports_closed([int(record[k]) for k in ("endpoint_port", "gateway_port") if record.get(k)],
                            pids, clock)
     return sorted(pids)
+
+
+def _kill(pid: int, clock: Clock | None) -> None:
+    """SIGKILL to the process group (the daemon and its workers), then a bounded wait for it."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        wait_until(lambda: Outcome(_gone_or_reaped(pid)), what=f"the local cloud (pid {pid}) to end",
+                   timeout=STOP_TIMEOUT, clock=clock or Clock(), poll=START_POLL)
+    except EfsctlError:
+        pass
 
 
 def _terminate(pid: int, clock: Clock | None, console: Any) -> None:

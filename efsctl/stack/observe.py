@@ -59,11 +59,12 @@ def _keep(state: ObservedState, items: list[dict[str, Any]], id_field: str, buil
     state.duplicates.extend(build(item) for item in extra)
 
 
-def observe_network(aws: AwsContext, names: Names, state: ObservedState) -> None:
-    state.zones = tuple(ec2.usable_zones(aws))
+def observe_network(aws: AwsContext, names: Names, state: ObservedState, detail: bool = True) -> None:
+    if detail:
+        state.zones = tuple(ec2.usable_zones(aws))
     vpcs = ec2.find_vpcs(aws, _stack_tags(names, "vpc"))
     vpc_id = _pick(vpcs, "VpcId")[0]["VpcId"] if vpcs else None
-    dns = ec2.vpc_dns(aws, vpc_id) if vpc_id else {}
+    dns = ec2.vpc_dns(aws, vpc_id) if vpc_id and detail else None
     _keep(state, vpcs, "VpcId", lambda v: vpc_observed(v, dns if v["VpcId"] == vpc_id else None))
 
     def in_vpc(item: dict[str, Any]) -> bool:
@@ -91,7 +92,7 @@ def observe_network(aws: AwsContext, names: Names, state: ObservedState) -> None
 
 # --- EFS -----------------------------------------------------------------------------------
 
-def observe_efs(aws: AwsContext, names: Names, state: ObservedState) -> list[Observed]:
+def observe_efs(aws: AwsContext, names: Names, state: ObservedState, detail: bool = True) -> list[Observed]:
     """The file system and access point; returns the mount targets for :func:`_assign_mount_targets`."""
     fs = efs.find_file_system(aws, names.creation_token)
     if not fs:
@@ -100,7 +101,7 @@ def observe_efs(aws: AwsContext, names: Names, state: ObservedState) -> list[Obs
     state.add(file_system_observed(fs))
     _keep(state, efs.access_points(aws, fs_id), "AccessPointId", access_point_observed,
           lambda p: tag_dict(p.get("Tags")).get(TAG_RESOURCE) == "access-point")
-    return [mount_target_observed(item, efs.mount_target_security_groups(aws, item["MountTargetId"]))
+    return [mount_target_observed(item, efs.mount_target_security_groups(aws, item["MountTargetId"]) if detail else [])
             for item in efs.mount_targets(aws, fs_id)]
 
 
@@ -117,10 +118,13 @@ def _assign_mount_targets(state: ObservedState, targets: list[Observed]) -> None
 
 # --- IAM, Lambda, logs -----------------------------------------------------------------------
 
-def observe_roles(aws: AwsContext, names: Names, state: ObservedState) -> None:
+def observe_roles(aws: AwsContext, names: Names, state: ObservedState, detail: bool = True) -> None:
     for which in FUNCTIONS:
         role = iam.get_role(aws, names.role(which))
         if role is None:
+            continue
+        if not detail:
+            state.add(role_observed(f"role-{which}", role, policy=None))
             continue
         inline = iam.inline_policy_names(aws, role["RoleName"])
         policy = iam.get_inline_policy(aws, role["RoleName"], "efsctl") if "efsctl" in inline else None
@@ -128,7 +132,7 @@ def observe_roles(aws: AwsContext, names: Names, state: ObservedState) -> None:
                                 attached_policies=iam.attached_policy_arns(aws, role["RoleName"])))
 
 
-def observe_functions(aws: AwsContext, names: Names, state: ObservedState) -> None:
+def observe_functions(aws: AwsContext, names: Names, state: ObservedState, detail: bool = True) -> None:
     permission_keys = {"producer": ("s3-permission", S3_STATEMENT_ID), "consumer": ("api-permission", API_STATEMENT_ID)}
     for which in FUNCTIONS:
         found = lambda_.get_function(aws, names.function(which))
@@ -143,9 +147,9 @@ def observe_functions(aws: AwsContext, names: Names, state: ObservedState) -> No
                 state.add(permission_observed(key, config["FunctionName"], statement))
 
 
-def observe_log_groups(aws: AwsContext, names: Names, state: ObservedState) -> None:
+def observe_log_groups(aws: AwsContext, names: Names, state: ObservedState, detail: bool = True) -> None:
     for which in FUNCTIONS:
-        group = logs.get_log_group(aws, names.log_group(which))
+        group = logs.get_log_group(aws, names.log_group(which), tags=detail)
         if group is None:
             continue
         state.add(log_group_observed(f"log-{which}", group))
@@ -153,17 +157,20 @@ def observe_log_groups(aws: AwsContext, names: Names, state: ObservedState) -> N
 
 # --- S3 and the API --------------------------------------------------------------------------
 
-def observe_bucket(aws: AwsContext, names: Names, state: ObservedState) -> None:
+def observe_bucket(aws: AwsContext, names: Names, state: ObservedState, detail: bool = True) -> None:
     status = s3.bucket_status(aws, names.bucket)
     if status == s3.MISSING:
         return
     if status == s3.FOREIGN:
         state.add(Observed("bucket", "bucket", names.bucket, name=names.bucket, state="foreign"))
         return
-    state.add(bucket_observed(names, tags=s3.bucket_tags(aws, names.bucket),
-                              public_access_block=s3.public_access_block(aws, names.bucket),
-                              encryption=s3.default_encryption(aws, names.bucket),
-                              policy=s3.bucket_policy(aws, names.bucket)))
+    if detail:
+        state.add(bucket_observed(names, tags=s3.bucket_tags(aws, names.bucket),
+                                  public_access_block=s3.public_access_block(aws, names.bucket),
+                                  encryption=s3.default_encryption(aws, names.bucket),
+                                  policy=s3.bucket_policy(aws, names.bucket)))
+    else:
+        state.add(bucket_observed(names, tags={}, public_access_block=None, encryption=None, policy=None))
     notification = s3.notification_configuration(aws, names.bucket)
     producer_arn = names.function_arn("producer")
     for config in notification.get("LambdaFunctionConfigurations", []):
@@ -172,10 +179,10 @@ def observe_bucket(aws: AwsContext, names: Names, state: ObservedState) -> None:
             break
 
 
-def observe_api(aws: AwsContext, names: Names, state: ObservedState) -> None:
+def observe_api(aws: AwsContext, names: Names, state: ObservedState, detail: bool = True) -> None:
     apis = apigw.find_apis(aws, _stack_tags(names, "api"))
     _keep(state, apis, "ApiId", lambda a: api_observed(a, apigw.api_arn(state.region, a["ApiId"], names.partition)))
-    if "api" not in state:
+    if "api" not in state or not detail:   # its integration, routes and stage go with it
         return
     api_id = state.resources["api"].id
     routes = apigw.routes(aws, api_id)
@@ -192,8 +199,12 @@ def observe_api(aws: AwsContext, names: Names, state: ObservedState) -> None:
 
 # --- everything ------------------------------------------------------------------------------
 
-def observe(aws: AwsContext, stack: str, *, account: str | None = None, workers: int = 7) -> ObservedState:
-    """Everything the stack has in the context's account and region."""
+def observe(aws: AwsContext, stack: str, *, account: str | None = None, workers: int = 7,
+            detail: bool = True) -> ObservedState:
+    """Everything the stack has in the context's account and region. ``detail=False`` finds the
+    same resources without what only drift needs (DNS attributes, policies, bucket settings, tags,
+    mount targets' security groups, the API's routes, the region's zones): a teardown deletes them
+    whatever they hold, and those reads are a good part of its observation."""
     account = account or aws.account_id()
     state = ObservedState(stack=stack, region=aws.region, account=account)
     names = state.names
@@ -201,7 +212,7 @@ def observe(aws: AwsContext, stack: str, *, account: str | None = None, workers:
               observe_api]
     # Each group writes distinct keys; dict assignment is atomic under the GIL.
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="efsctl-observe") as pool:
-        futures = {group: pool.submit(group, aws, names, state) for group in groups}
+        futures = {group: pool.submit(group, aws, names, state, detail) for group in groups}
         results = {group: future.result() for group, future in futures.items()}
     _assign_mount_targets(state, results[observe_efs] or [])
     return state
@@ -236,7 +247,7 @@ def network_scope(state: ObservedState) -> dict[str, list[str]]:
 def observe_for_teardown(aws: AwsContext, stack: str, *, account: str | None = None) -> ObservedState:
     """:func:`observe`, plus every Lambda ENI in the stack's network scope and the gateway
     endpoints of duplicate VPCs (as ``s3-endpoint`` duplicates)."""
-    state = observe(aws, stack, account=account)
+    state = observe(aws, stack, account=account, detail=False)
     for vpc in [d for d in state.duplicates if d.kind == "vpc"]:
         state.duplicates.extend(endpoint_observed(item) for item in ec2.find_vpc_endpoints(aws, vpc.id))
     scope = network_scope(state)
