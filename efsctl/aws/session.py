@@ -48,6 +48,25 @@ def _botocore_session() -> Any:
     return session
 
 
+# The services efsctl talks to; their botocore models are what a first client costs.
+SERVICES = ("ec2", "efs", "iam", "lambda", "logs", "s3", "apigatewayv2", "sts")
+
+
+def preload(services: tuple[str, ...] = SERVICES) -> None:
+    """Parse botocore's data for ``services`` (service models, endpoint rules, the endpoints file)
+    into the shared loader now. A caller with time to spare (waiting for a local cloud to start)
+    calls it so the clients it makes next skip most of their cost: the JSON."""
+    session = _botocore_session()
+    loader = session.get_component("data_loader")
+    session.get_component("endpoint_resolver")
+    for service in services:
+        session.get_service_model(service)
+        try:
+            loader.load_service_model(service, "endpoint-rule-set-1")
+        except Exception:  # noqa: BLE001 - a service without rules has nothing to preload
+            pass
+
+
 class AwsContext:
     """One target account/region/endpoint; hands out cached clients."""
 

@@ -200,7 +200,8 @@ class LocalCloud:
                 "endpoint_port": self.endpoint_port, "gateway_port": self.gateway_port,
                 "realism": self.options.realism, "time_scale": self.options.time_scale,
                 "gateway_alive": not self.stopping.is_set(), "started_at": self.started_at,
-                "uptime": time.time() - self.started_at, "data_dir": str(self.data_dir)}
+                "uptime": time.time() - self.started_at, "data_dir": str(self.data_dir),
+                "account": self.account_id}
 
     def stats(self, query: dict[str, list[str]] | None = None) -> dict[str, Any]:
         extra = self.fidelity_ctx.extra

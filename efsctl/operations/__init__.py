@@ -258,8 +258,10 @@ class Operations:
             else:
                 state.target = TARGET_AWS
                 aws = self.ref.aws_context(state)
+            # A local cloud's account never changes, and its record names it: no STS call.
+            account = (state.account or state.local.get("account")) if local else None
             with self.console.status("looking up what the stack has"):
-                seen = preview(aws, self.stack, chosen, account=state.account if local else None)
+                seen = preview(aws, self.stack, chosen, account=account)
             deployment = apply(aws, seen, reporter=reporter, clock=self.clock)
             outputs = deployment.outputs(api_url=state.local.get("gateway_url") if local else None)
             self._record(state, deployment, chosen, outputs)
