@@ -58,7 +58,7 @@ def preload(services: tuple[str, ...] = SERVICES) -> None:
     calls it so the clients it makes next skip most of their cost: the JSON."""
     session = _botocore_session()
     loader = session.get_component("data_loader")
-    session.get_component("endpoint_resolver")
+    loader.load_data("endpoints")   # what the session's endpoint resolver parses first
     for service in services:
         session.get_service_model(service)
         try:
