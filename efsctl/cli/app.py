@@ -99,7 +99,7 @@ def _quiet_stdout() -> None:
 # Commands whose re-run picks up where an interrupted run stopped.
 RESUMABLE = {"up": "Run `efsctl up` again: it finishes the job, creating nothing twice.",
              "down": "Run `efsctl down` again: it finds what is left and deletes it.",
-             "upload": "Run the same `efsctl upload` again: it sends only the parts S3 does not have yet."}
+             "upload": "Run the same `efsctl upload` again: a large file's upload picks up where it stopped."}
 
 
 def _interrupted(ctx: Any) -> int:
