@@ -158,7 +158,6 @@ def bucket_contents(aws: AwsContext, name: str) -> tuple[int, int]:
     """``(object versions and delete markers, total bytes)``; ``(0, 0)`` if the bucket is gone."""
     count = size = 0
     try:
-        abort_multipart_uploads(aws, name)
         for page in _versions(aws, name):
             count += len(page)
             size += sum(item[2] for item in page)

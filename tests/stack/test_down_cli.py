@@ -70,6 +70,21 @@ def test_the_prompt_shows_what_goes_and_refusing_deletes_nothing(cli, stack, tty
     assert nothing_left(aws, name, vpc) == before
 
 
+def test_refusing_keeps_an_upload_in_progress(cli, stack, tty):
+    """The preview only reads: an open multipart upload (another `efsctl upload` sending, or one
+    to resume) survives a `down` that is answered no, and goes with a `down` that deletes."""
+    name, aws, vpc = stack
+    s3 = aws.client("s3")
+    bucket = names(name).bucket
+    s3.delete_bucket_policy(Bucket=bucket)   # moto's TLS-only Deny refuses every call (AWS-RULES 35)
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="models/big.bin")["UploadId"]
+    result = cli("--stack", name, "down", input="n\n")
+    assert result.exit_code == 1, result
+    assert [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])] == [upload]
+    assert cli("--stack", name, "down", "--yes").exit_code == 0
+    assert nothing_left(aws, name, vpc) == {}
+
+
 def test_answering_yes_deletes(cli, stack, tty):
     name, aws, vpc = stack
     result = cli("--stack", name, "down", input="y\n")
