@@ -242,3 +242,14 @@ def test_after_a_restart_an_answer_still_waits_for_its_commit(tmp_path):
             release.set()
             assert answered.wait(10)
         persist.close()
+
+
+def test_an_s3_error_answer_keeps_a_message_with_markup_in_it():
+    """The text of a failure to save (a pickling error names ``<function <lambda>>``) reaches the
+    client as S3 error XML that botocore parses, not as a bare 500."""
+    from botocore.parsers import RestXMLParser
+
+    message = "The change could not be saved: Can't pickle <function <lambda> at 0x7f> & more."
+    status, headers, body = ingest.error_response("InternalError", message, "500 Internal Server Error")
+    parsed = RestXMLParser().parse({"status_code": 500, "headers": dict(headers), "body": body}, None)
+    assert parsed["Error"] == {"Code": "InternalError", "Message": message}

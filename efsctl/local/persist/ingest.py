@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Callable
 from urllib.parse import parse_qs
+from xml.sax.saxutils import escape
 
 from efsctl.local.persist.blobs import INLINE_MAX, BlobStore, Segment, names
 
@@ -380,6 +381,6 @@ def checksummer(algorithm: str) -> Checksummer:
 
 
 def error_response(code: str, message: str, status: str = "400 Bad Request") -> tuple[str, list[tuple[str, str]], bytes]:
-    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
+    body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{escape(message)}</Message>'
             f"<RequestId>{os.urandom(8).hex().upper()}</RequestId></Error>").encode()
     return status, [("Content-Type", "application/xml"), ("Content-Length", str(len(body)))], body
