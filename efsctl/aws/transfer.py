@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import email.utils
 import hashlib
 import json
 import os
 import threading
 import zlib
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -74,7 +75,19 @@ class Uploaded:
     reused: int = 0
     reused_bytes: int = 0
     resumed: bool = False
-    log: list[str] = field(default_factory=list)
+    etag: str | None = None          # the object's, from the call that stored it
+    stored_at: float | None = None   # when S3 stored it: that answer's Date (epoch seconds)
+
+    def stored(self, response: dict[str, Any]) -> "Uploaded":
+        """Take the ETag and the time from PutObject's or CompleteMultipartUpload's answer (a HEAD
+        afterwards could already see another upload of the same key)."""
+        self.etag = (response.get("ETag") or "").strip('"') or None
+        headers = response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+        when = headers.get("date") or headers.get("last-modified")
+        if when:
+            with contextlib.suppress(TypeError, ValueError):
+                self.stored_at = email.utils.parsedate_to_datetime(when).timestamp()
+        return self
 
 
 class ResumeStore:
@@ -130,11 +143,11 @@ def upload_file(aws: Any, path: str | Path, bucket: str, key: str, *, sha256: st
     try:
         if size < settings.threshold:
             with open(path, "rb") as body:
-                aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body, Metadata={"sha256": meta},
-                                            ContentType="application/octet-stream")
+                response = aws.client("s3").put_object(Bucket=bucket, Key=key, Body=body, Metadata={"sha256": meta},
+                                                       ContentType="application/octet-stream")
             if progress:
                 progress(size)
-            return Uploaded(parts=1)
+            return Uploaded(parts=1).stored(response)
         return _multipart(aws, path, bucket, key, sha256=sha256, meta=meta, progress=progress, settings=settings,
                           resume=resume)
     except Exception as exc:
@@ -177,12 +190,12 @@ def _multipart(aws: Any, path: Path, bucket: str, key: str, *, sha256: str, meta
     sent = _send_parts(s3, record, path, missing, part_size, stat.st_size, settings.concurrency, progress)
     outcome.parts = len(sent)
     parts = sorted({**have, **sent}.items())
-    s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=record.upload_id, MultipartUpload={"Parts": [
+    completed = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=record.upload_id, MultipartUpload={"Parts": [
         {"PartNumber": n, "ETag": p["ETag"], **({"ChecksumCRC32": p["ChecksumCRC32"]} if p.get("ChecksumCRC32") else {})}
         for n, p in parts]})
     if resume:
         resume.drop(bucket, key)
-    return outcome
+    return outcome.stored(completed)
 
 
 def _part_length(number: int, part_size: int, size: int) -> int:

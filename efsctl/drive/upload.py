@@ -84,7 +84,7 @@ class UploadResult:
     parts_sent: int = 1         # multipart: parts sent by this run
     parts_resumed: int = 0      # ... and parts an interrupted run had already sent
     wait: WaitResult | None = None
-    stored_at: float | None = field(default=None, repr=False)  # S3's LastModified (epoch s), not in JSON
+    stored_at: float | None = field(default=None, repr=False)  # when S3 stored it (epoch s), not in JSON
 
     @property
     def ok(self) -> bool:
@@ -148,7 +148,7 @@ def upload_model(aws: Any, target: DriveTarget, path: Path, name: str, *, consol
     result carries the object's ETag, by which the producer's refusal of this very upload is
     told from an older one's.
     """
-    from efsctl.aws.transfer import ResumeStore, TransferSettings, head_object, upload_file
+    from efsctl.aws.transfer import ResumeStore, TransferSettings, upload_file
 
     key = model_key(name)
     size = path.stat().st_size
@@ -170,12 +170,9 @@ def upload_model(aws: Any, target: DriveTarget, path: Path, name: str, *, consol
                "were already in S3" if sent.resumed else "")
     console.line("ok", "uploaded", f"s3://{target.bucket}/{key}  "
                  f"{transfer_summary(size - sent.reused_bytes, uploaded_s)}{resumed}")
-    head = head_object(aws, target.bucket, key) or {}
-    etag = (head.get("ETag") or "").strip('"') or None
-    stored = head.get("LastModified")
     return UploadResult(name=name, key=key, bucket=target.bucket, size=size, sha256=sha256,
-                        uploaded_s=uploaded_s, etag=etag, parts_sent=sent.parts, parts_resumed=sent.reused,
-                        stored_at=stored.timestamp() if isinstance(stored, dt.datetime) else None)
+                        uploaded_s=uploaded_s, etag=sent.etag, parts_sent=sent.parts, parts_resumed=sent.reused,
+                        stored_at=sent.stored_at)
 
 
 def wait_on_efs(api: ApiClient, name: str, sha256: str, *, declared_sha256: str | None = None,
