@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from efsctl.console import Console
-from efsctl.units import human_duration
+from efsctl.units import human_bytes, human_duration
 
 if TYPE_CHECKING:
     from efsctl.operations import DownOutcome, DownPreview, PlanOutcome, StatusOutcome, UpOutcome
@@ -163,8 +163,6 @@ def render_status(console: Console, outcome: "StatusOutcome", json_out: bool) ->
 def local_cloud_line(local: dict[str, Any]) -> str:
     """The local cloud, in one sentence that says only what is known."""
     health, log = local.get("health"), local.get("log_file")
-    from efsctl.units import human_bytes
-
     data = local.get("data") or {}
     kept = f", {human_bytes(data['total_bytes'])} of saved state and data in {data['dir']}" if data.get("dir") else ""
     if health == "healthy":
@@ -186,8 +184,6 @@ def show_down_preview(console: Console, preview: "DownPreview") -> str:
         console.table(["resource", "kind", "id"], [(o.key, o.kind, o.id) for o in resources],
                       title=f"Stack {preview.stack}: {len(resources)} resources to delete")
     if preview.bucket_contents is not None:
-        from efsctl.drive.fmt import human_bytes
-
         count, size = preview.bucket_contents
         console.info(f"The bucket holds {count} objects (versions included), {human_bytes(size)}: "
                      "all of them are deleted with it.")

@@ -6,17 +6,6 @@ import datetime as dt
 from typing import Any
 
 
-def human_bytes(n: int | float | None) -> str:
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} B"
-
-
 def short_sha(sha: Any, n: int = 12) -> str:
     return f"{sha[:n]}…" if isinstance(sha, str) and len(sha) > n else str(sha or "")
 

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from efsctl.drive.api import ApiClient
-from efsctl.drive.fmt import human_bytes, short_sha, when
+from efsctl.drive.fmt import short_sha, when
+from efsctl.units import human_bytes
 
 
 @dataclass

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from efsctl.drive.api import ApiClient, ApiError
-from efsctl.drive.fmt import human_bytes, ms
+from efsctl.drive.fmt import ms
+from efsctl.units import human_bytes
 
 Timer = Callable[[], float]
 # How the analysis was done rather than what it found; the raw JSON still has them.

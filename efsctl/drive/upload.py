@@ -18,8 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from efsctl.drive.api import ApiClient, ApiError
-from efsctl.drive.fmt import human_bytes
-from efsctl.units import transfer_summary
+from efsctl.units import human_bytes, transfer_summary
 from efsctl.drive.names import check_not_reserved, model_key, validate_model_name
 from efsctl.drive.target import DriveTarget
 from efsctl.errors import ConfigError, EfsctlError, WaitTimeout

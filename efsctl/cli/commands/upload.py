@@ -25,8 +25,7 @@ def upload(
     """Upload a model to the stack's bucket; the producer copies it to EFS, checking its SHA-256."""
     import re
 
-    from efsctl.drive.fmt import human_bytes
-    from efsctl.units import human_duration
+    from efsctl.units import human_bytes, human_duration
     from efsctl.drive.upload import check_file, default_name, upload_model, wait_on_efs
     from efsctl.errors import ConfigError
 
