@@ -179,6 +179,27 @@ def test_a_body_reader_slices_without_reading(tmp_path):
     assert cut(segments, 1000, 1006) == ((b"inline", 0, 6),)
 
 
+def test_a_big_body_reads_whole_from_any_offset_and_drops_the_pages_it_read(tmp_path, monkeypatch):
+    from efsctl.local.persist import blobs
+
+    store = BlobStore(tmp_path)
+    data = os.urandom(3 * blobs.CHUNK + 12345)
+    name = store.write_bytes(data)[0]
+    monkeypatch.setattr(blobs, "DROP_WINDOW", blobs.CHUNK)
+    dropped = []
+    real = os.posix_fadvise
+    monkeypatch.setattr(os, "posix_fadvise", lambda fd, offset, length, advice: (
+        dropped.append((offset, length, advice)), real(fd, offset, length, advice)))
+    start = 777
+    reader = BodyReader(store, ((name, start, len(data) - start - 5),))
+    assert b"".join(reader) == data[start:-5]
+    # every byte read is dropped from the cache once, in order, and nothing else is
+    assert all(advice == os.POSIX_FADV_DONTNEED for _, _, advice in dropped)
+    assert [(o, o + n) for o, n, _ in dropped] == list(zip([start] + [o + n for o, n, _ in dropped[:-1]],
+                                                           [o + n for o, n, _ in dropped]))
+    assert dropped[0][0] == start and dropped[-1][0] + dropped[-1][1] == len(data) - 5 and len(dropped) > 2
+
+
 def test_garbage_collection_spares_what_is_referenced_in_use_or_newer(tmp_path):
     store = BlobStore(tmp_path)
     kept, dropped, reading = (store.write_bytes(os.urandom(10))[0] for _ in range(3))

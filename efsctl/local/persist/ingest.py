@@ -33,7 +33,6 @@ BODY_QUERY = {"uploadId", "partNumber", "x-id"}
 VERIFIED = {"CRC32": 4, "SHA1": 20, "SHA256": 32}     # checksums computed here exactly as the client does
 READ = 1 << 20             # bytes read from the socket at a time (md5, CRC32 and the copy stay in cache)
 BLOCK = 1 << 20            # an O_DIRECT write (page-aligned, a multiple of any block size)
-WRITEBACK = 8 << 20        # bytes written through the cache before the disk is asked to write them back
 
 
 class BadDigest(Exception):
@@ -178,8 +177,7 @@ class _Writer:
     a blob file once it is not. The file is written with O_DIRECT from an aligned block where the
     file system allows: no copy into the page cache and no dirty pages for the kernel to write
     back later (CPU this 2-core budget needs), and the closing fdatasync finds nothing to flush.
-    Elsewhere it is written through the cache, the disk starting to write it back while it still
-    arrives (``sync_file_range``)."""
+    Elsewhere (tmpfs, some FUSE file systems) it is written through the cache."""
 
     def __init__(self, store: BlobStore, algorithm: str) -> None:
         self.store = store
@@ -194,7 +192,6 @@ class _Writer:
         self.crc = 0
         self.size = 0
         self.written = 0
-        self.flushed = 0
         self.extra = checksummer(algorithm) if algorithm and algorithm != "CRC32" else None
         self.algorithm = algorithm
 
@@ -234,9 +231,6 @@ class _Writer:
     def _out(self, view: memoryview) -> None:
         if not self.direct:
             self._write(view)
-            if hasattr(os, "sync_file_range") and self.written - self.flushed >= WRITEBACK:
-                os.sync_file_range(self.fd, self.flushed, self.written - self.flushed, os.SYNC_FILE_RANGE_WRITE)
-                self.flushed = self.written
             return
         assert self.block is not None
         while view:
