@@ -143,10 +143,11 @@ def put_notification_configuration(aws: AwsContext, name: str, config: Mapping[s
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys per call
 
 
-def _versions(aws: AwsContext, name: str):
-    """Every object version and delete marker, page by page: ``[(key, version_id, size)]``."""
+def _versions(aws: AwsContext, name: str, prefix: str = ""):
+    """Every object version and delete marker (under ``prefix``), page by page:
+    ``[(key, version_id, size)]``."""
     paginator = _s3(aws).get_paginator("list_object_versions")
-    for page in paginator.paginate(Bucket=name, PaginationConfig={"PageSize": DELETE_BATCH}):
+    for page in paginator.paginate(Bucket=name, Prefix=prefix, PaginationConfig={"PageSize": DELETE_BATCH}):
         items = [(v["Key"], v.get("VersionId") or "null", int(v.get("Size") or 0)) for v in page.get("Versions", [])]
         items += [(m["Key"], m.get("VersionId") or "null", 0) for m in page.get("DeleteMarkers", [])]
         if items:
@@ -178,13 +179,7 @@ def empty_bucket(aws: AwsContext, name: str, on_batch: Any = None) -> tuple[int,
         for page in _versions(aws, name):
             for start in range(0, len(page), DELETE_BATCH):
                 batch = page[start:start + DELETE_BATCH]
-                response = _s3(aws).delete_objects(Bucket=name, Delete={
-                    "Objects": [{"Key": key, "VersionId": version} for key, version, _ in batch], "Quiet": True})
-                errors = [e for e in response.get("Errors", []) if e.get("Code") != "NoSuchVersion"]
-                if errors:
-                    raise AwsError(f"S3 refused to delete {len(errors)} object(s) from {name}, for example "
-                                   f"{errors[0].get('Key')!r}: {errors[0].get('Code')}: {errors[0].get('Message')}.",
-                                   code=errors[0].get("Code", ""), operation="DeleteObjects")
+                _delete_batch(_s3(aws), name, batch, versions=True)
                 count += len(batch)
                 size += sum(item[2] for item in batch)
                 if on_batch:
@@ -222,25 +217,27 @@ def delete_objects(aws: AwsContext, name: str, *, prefix: str | None = None, key
         items += [(key, None, 0) for key in dict.fromkeys(keys) if not (prefix and key.startswith(prefix))]
     for start in listed:
         exact = start != prefix
-        for page in client.get_paginator("list_object_versions").paginate(
-                Bucket=name, Prefix=start, PaginationConfig={"PageSize": DELETE_BATCH}):
-            found = [(v["Key"], v.get("VersionId"), int(v.get("Size") or 0)) for v in page.get("Versions", [])]
-            found += [(m["Key"], m.get("VersionId"), 0) for m in page.get("DeleteMarkers", [])]
-            items += [f for f in found if f[0] == start or not exact]
+        for page in _versions(aws, name, start):
+            items += [f for f in page if f[0] == start or not exact]
     count = size = 0
     for first in range(0, len(items), DELETE_BATCH):
         batch = items[first:first + DELETE_BATCH]
-        objects = [{"Key": key, **({"VersionId": version} if versioned and version else {})}
-                   for key, version, _ in batch]
-        response = client.delete_objects(Bucket=name, Delete={"Objects": objects, "Quiet": True})
-        errors = [e for e in response.get("Errors", []) if e.get("Code") not in ("NoSuchVersion", "NoSuchKey")]
-        if errors:
-            raise AwsError(f"S3 refused to delete {len(errors)} object(s) from {name}, for example "
-                           f"{errors[0].get('Key')!r}: {errors[0].get('Code')}: {errors[0].get('Message')}.",
-                           code=errors[0].get("Code", ""), operation="DeleteObjects")
+        _delete_batch(client, name, batch, versions=versioned)
         count += len(batch)
         size += sum(item[2] for item in batch)
     return count, size
+
+
+def _delete_batch(client: Any, name: str, batch: list[tuple[str, str | None, int]], *, versions: bool) -> None:
+    """One DeleteObjects call for ``(key, version id, size)`` items (the versions named when
+    ``versions``); raises on any error but an already-gone key or version."""
+    objects = [{"Key": key, **({"VersionId": version} if versions and version else {})} for key, version, _ in batch]
+    response = client.delete_objects(Bucket=name, Delete={"Objects": objects, "Quiet": True})
+    errors = [e for e in response.get("Errors", []) if e.get("Code") not in ("NoSuchVersion", "NoSuchKey")]
+    if errors:
+        raise AwsError(f"S3 refused to delete {len(errors)} object(s) from {name}, for example "
+                       f"{errors[0].get('Key')!r}: {errors[0].get('Code')}: {errors[0].get('Message')}.",
+                       code=errors[0].get("Code", ""), operation="DeleteObjects")
 
 
 @aws_call
