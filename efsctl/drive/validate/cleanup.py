@@ -64,6 +64,7 @@ def cleanup(run: Run, *, scan_outputs: bool = False) -> dict[str, Any]:
     if scan_outputs and found_outputs:   # their S3 copies have the same names
         more, more_bytes = s3.delete_objects(run.aws, run.target.bucket, keys=[f"outputs/{n}" for n in found_outputs])
         doc["s3"]["objects"] += more
+        doc["s3"]["bytes"] += more_bytes
     doc["left_on_efs"] = leftovers(run)
     return doc
 
