@@ -14,6 +14,16 @@ def _lambda(aws: AwsContext) -> Any:
 
 
 @aws_call
+def update_in_progress(exc: BaseException) -> str | None:
+    """Why Lambda refused a change for now, if it did: a function still Pending, or mid-update,
+    refuses another (AWS-RULES 8, 9). For ``retry(retryable=...)``."""
+    from efsctl.errors import AwsError
+
+    if isinstance(exc, AwsError) and exc.code in ("ResourceConflictException", "ResourceNotReadyException"):
+        return "an update or creation is still in progress"
+    return None
+
+
 def get_function(aws: AwsContext, name: str) -> dict[str, Any] | None:
     """``{"Configuration": ..., "Tags": {...}}`` or ``None``."""
     try:

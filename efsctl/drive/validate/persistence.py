@@ -109,13 +109,9 @@ def _restore(run: Run, function: str, variables: dict[str, str], progress) -> st
 def _update_environment(run: Run, function: str, variables: dict[str, str], progress) -> None:
     from efsctl.aws import lambda_
 
-    def busy(exc: BaseException) -> str | None:
-        if isinstance(exc, AwsError) and exc.code in ("ResourceConflictException", "ResourceNotReadyException"):
-            return "another update is in progress"
-        return None
-
     retry(lambda: lambda_.update_configuration(run.aws, function, {"Environment": {"Variables": variables}}),
-          what=f"{function} to accept the change", retryable=busy, timeout=UPDATE_TIMEOUT, clock=run.clock)
+          what=f"{function} to accept the change", retryable=lambda_.update_in_progress, timeout=UPDATE_TIMEOUT,
+          clock=run.clock)
 
     def check() -> Outcome[None]:
         config = lambda_.function_configuration(run.aws, function) or {}

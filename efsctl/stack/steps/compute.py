@@ -156,7 +156,7 @@ class FunctionStep(Step):
 
     def delete(self, ctx: StepContext) -> str:
         done = [ctx.retry(lambda name=f.name or f.id: lambda_.delete_function(ctx.aws, name),
-                          what=f"{f.id} to accept deletion", retryable=_update_in_progress)
+                          what=f"{f.id} to accept deletion", retryable=lambda_.update_in_progress)
                 for f in ctx.targets]
         return said(done)
 
@@ -233,13 +233,6 @@ class NotificationStep(Step):
 
 # --- the steps a teardown adds ----------------------------------------------------------------
 
-def _update_in_progress(exc: BaseException) -> str | None:
-    # A function still Pending, or mid-update, refuses another change (AWS-RULES 8, 9).
-    if isinstance(exc, AwsError) and exc.code in ("ResourceConflictException", "ResourceNotReadyException"):
-        return "an update or creation is still in progress"
-    return None
-
-
 class DetachStep(Step):
     """Empty VpcConfig (and no file system, which needs the VPC), then wait for the update.
 
@@ -265,7 +258,7 @@ class DetachStep(Step):
             attrs = function.attrs
             if attrs.get("subnets") or attrs.get("security_groups") or attrs.get("file_systems"):
                 updated = ctx.retry(lambda: lambda_.detach_from_vpc(ctx.aws, name),
-                                    what=f"{name} to accept an update", retryable=_update_in_progress)
+                                    what=f"{name} to accept an update", retryable=lambda_.update_in_progress)
                 if updated is None:
                     return "already gone"
             ctx.wait(check, what=f"{name} detached")
