@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
-from efsctl.units import human_bytes, human_duration, human_rate, transfer_summary
+from efsctl.units import human_bytes, human_duration, human_rate
 
 _SYMBOLS = {"ok": ("✓", "green"), "skip": ("·", "dim"), "fail": ("✗", "red"),
             "wait": ("…", "yellow"), "run": ("→", "cyan"), "warn": ("!", "yellow")}
@@ -43,9 +43,6 @@ class _Activity:
     printed: str | None = None   # the detail last printed (not a terminal)
     next_still: float = STILL_EVERY
     total: int | None = None
-
-    def elapsed(self, now: float) -> float:
-        return self.base + max(0.0, now - self.base_at)
 
 
 class Console:
@@ -337,4 +334,4 @@ def _escape(text: str) -> str:
     return escape(str(text))
 
 
-__all__ = ["Console", "transfer_summary"]
+__all__ = ["Console"]

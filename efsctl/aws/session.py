@@ -133,7 +133,7 @@ class AwsContext:
                     # every S3 body to sign it: a second pass over every model uploaded. Each
                     # upload carries a CRC32 checksum anyway; over HTTPS (AWS) botocore already
                     # sends the payload unsigned when a checksum is there.
-                    s3={"payload_signing_enabled": False} if self._plain_http else None,
+                    s3={"payload_signing_enabled": False} if self.plain_http else None,
                 )
                 try:
                     client = self.session.client(service, endpoint_url=self.endpoint_url, config=config)
@@ -144,7 +144,7 @@ class AwsContext:
             return client
 
     @property
-    def _plain_http(self) -> bool:
+    def plain_http(self) -> bool:
         return bool(self.endpoint_url and self.endpoint_url.startswith("http://"))
 
     def add_call_hook(self, hook: CallHook) -> None:

@@ -62,9 +62,12 @@ class ResumeRecord:
     sha256: str
     part_size: int
 
+    def same_file(self, path: Path, stat: os.stat_result) -> bool:
+        """The file this record is of, unchanged since (same size and mtime)."""
+        return self.path == str(path.resolve()) and self.size == stat.st_size and self.mtime_ns == stat.st_mtime_ns
+
     def matches(self, path: Path, stat: os.stat_result, part_size: int) -> bool:
-        return (self.path == str(path.resolve()) and self.size == stat.st_size and self.mtime_ns == stat.st_mtime_ns
-                and self.part_size == part_size)
+        return self.same_file(path, stat) and self.part_size == part_size
 
 
 @dataclass
@@ -124,11 +127,7 @@ class ResumeStore:
         """The file's SHA-256 as an earlier, interrupted run of this upload computed it, if the
         file is unchanged since (same size and mtime): hashing a large file again costs a pass."""
         record = self.load(bucket, key)
-        if record is None:
-            return None
-        stat = path.stat()
-        same = record.path == str(path.resolve()) and record.size == stat.st_size and record.mtime_ns == stat.st_mtime_ns
-        return record.sha256 if same else None
+        return record.sha256 if record is not None and record.same_file(path, path.stat()) else None
 
 
 def upload_file(aws: Any, path: str | Path, bucket: str, key: str, *, sha256: str,
@@ -151,7 +150,7 @@ def upload_file(aws: Any, path: str | Path, bucket: str, key: str, *, sha256: st
         return _multipart(aws, path, bucket, key, sha256=sha256, meta=meta, progress=progress, settings=settings,
                           resume=resume)
     except Exception as exc:
-        raise _upload_error(exc, bucket, key, aws.endpoint_url) from None
+        raise _upload_error(exc, bucket, key, aws) from None
 
 
 def _multipart(aws: Any, path: Path, bucket: str, key: str, *, sha256: str, meta: str,
@@ -274,12 +273,10 @@ def _send_parts(s3: Any, record: ResumeRecord, path: Path, numbers: list[int], p
     pool = ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="efsctl-upload")
     futures = [pool.submit(one, n) for n in numbers]
     try:
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-        for future in done:
-            if future.exception() is not None:
-                raise future.exception()
-        for future in futures:
-            future.result()
+        done, _ = wait(futures, return_when=FIRST_EXCEPTION)   # all of them, unless one failed
+        failed = next((f.exception() for f in done if f.exception() is not None), None)
+        if failed is not None:
+            raise failed
     except BaseException:
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
@@ -288,7 +285,7 @@ def _send_parts(s3: Any, record: ResumeRecord, path: Path, numbers: list[int], p
     return sent
 
 
-def _upload_error(exc: Exception, bucket: str, key: str, endpoint_url: str | None) -> Exception:
+def _upload_error(exc: Exception, bucket: str, key: str, aws: Any) -> Exception:
     from efsctl.aws.errors import error_code, translate
     from efsctl.errors import AwsError, EfsctlError
 
@@ -299,10 +296,10 @@ def _upload_error(exc: Exception, bucket: str, key: str, endpoint_url: str | Non
         return AwsError(f"The stack's bucket {bucket} does not exist.",
                         "Run `efsctl up` (or `efsctl up --local`) to create it, then upload again.",
                         code="NoSuchBucket", operation="PutObject")
-    if code in ("AccessDenied", "403") and (endpoint_url or "").startswith("http://"):
+    if code in ("AccessDenied", "403") and aws.plain_http:
         # The stack's bucket refuses requests without TLS; plain moto applies that Deny to every
         # request over its http:// endpoint (AWS-RULES 35), whatever the caller may do.
-        return AwsError(f"S3 at {endpoint_url} refused the upload to s3://{bucket}/{key} (access denied).",
+        return AwsError(f"S3 at {aws.endpoint_url} refused the upload to s3://{bucket}/{key} (access denied).",
                         "The stack's bucket policy denies requests that do not use TLS, and this endpoint is "
                         "plain HTTP: use an https:// endpoint, or efsctl's own local cloud (`efsctl up --local`), "
                         "which treats its loopback endpoint as TLS.", code=code, operation="PutObject")
