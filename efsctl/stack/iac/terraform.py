@@ -17,7 +17,6 @@ from efsctl.stack.iac import hcl_out as h
 from efsctl.stack.iac import mapping as m
 from efsctl.stack.model import Ref, Resource
 
-FILES = ("main.tf", "variables.tf", "outputs.tf")
 PROVIDER_VERSION = "~> 5.0"  # data.aws_region's `name` is deprecated from 6.0
 
 PSEUDOS = {
@@ -302,7 +301,7 @@ HEADER = [
 ]
 
 
-def main_tf(resources: list[Resource], c: Context, defaults: m.Defaults) -> str:
+def main_tf(resources: list[Resource], c: Context) -> str:
     items: list[Any] = [h.Comment(line) if line else h.BLANK for line in HEADER]
     items += [
         h.Block("terraform", (), [h.Attr("required_version", ">= 1.5"), h.Block("required_providers", (), [
@@ -363,6 +362,6 @@ def render(defaults: m.Defaults, *, zip_path: str, code: bytes = b"", code_sha25
     """``{file name: text}`` for the configuration's files."""
     resources = resources if resources is not None else m.parameterised_stack(defaults, code, code_sha256)
     c = Context(resources, zip_path)
-    return {"main.tf": main_tf(resources, c, defaults), "variables.tf": variables_tf(defaults),
+    return {"main.tf": main_tf(resources, c), "variables.tf": variables_tf(defaults),
             "outputs.tf": outputs_tf(c)}
 
