@@ -20,19 +20,29 @@ class StoppedCloud(types.ModuleType):
         super().__init__("efsctl.local")
         self.store = store
         self.acted: list[str] = []
+        self.probes = 0   # health probes (each can take seconds on a cloud that does not answer)
 
     def local_cloud_health(self, store, stack):
+        self.probes += 1
         if not store.local_dir(stack).is_dir():
             return None
         return {"healthy": False, "endpoint_ok": False, "pid_alive": False, "pid": 4242,
                 "problem": "its process (pid 4242) is gone", "endpoint_url": "http://127.0.0.1:9"}
 
-    def local_status_section(self, store, stack):
+    def local_status_section(self, store, stack, health=...):
+        if health is ...:   # as the real one: probes unless given the caller's probe
+            self.local_cloud_health(store, stack)
         return {"health": "stopped", "endpoint_url": "http://127.0.0.1:9", "gateway_url": None, "pid": 4242,
                 "log_file": "cloud.log", "problem": "its process (pid 4242) is gone"}
 
-    def local_iam_report(self, store, stack):
+    def local_iam_report(self, store, stack, healthy=None):
+        if healthy is None:
+            self.local_cloud_health(store, stack)
         return None
+
+    def local_cloud_record(self, store, stack):
+        health = self.local_cloud_health(store, stack)
+        return health and {"pid": health["pid"], "endpoint_url": health["endpoint_url"]}
 
     def local_stack_present(self, store, stack):
         return store.local_dir(stack).is_dir()
@@ -104,6 +114,7 @@ def test_status_with_the_cloud_stopped_shows_the_cache_and_starts_nothing(cli, s
     assert doc["live"] is False and doc["resources"]["vpc"]["id"] == "vpc-1"
     assert "The local cloud is stopped" in doc["error"]
     assert fake.acted == [] and store.path("loc").read_bytes() == before
+    assert fake.probes == 1   # one probe answers for the whole report
 
 
 def test_cloud_options_without_a_local_stack_are_a_usage_error(cli, stopped, aws_credentials):

@@ -8,8 +8,8 @@ data (``<state>/local/<stack>/``: persisted AWS state, S3 bodies, EFS files, cod
   returns its record, which ``up`` stores as ``state.local``; it never deletes anything;
 - :func:`stop_local_cloud` stops it and deletes the stack's local data: the only deletion
   (``down`` calls it);
-- :func:`local_cloud_health`, :func:`local_status_section`, :func:`local_stack_present` and
-  :func:`require_local_cloud` only look: they start, stop and change nothing.
+- :func:`local_cloud_health`, :func:`local_cloud_record`, :func:`local_status_section` and
+  :func:`local_stack_present` only look: they start, stop and change nothing.
 - :func:`halt_local_cloud` stops its process only, keeping its data (a restart);
 - :func:`local_iam_report` is the least-privilege report: what each function's role used.
 """
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from efsctl.waits import Clock
 
 __all__ = ["ensure_local_cloud", "stop_local_cloud", "halt_local_cloud", "local_cloud_health",
-           "local_status_section", "local_stack_present", "require_local_cloud", "local_iam_report"]
+           "local_cloud_record", "local_status_section", "local_stack_present", "local_iam_report"]
 
 
 def ensure_local_cloud(store: "StateStore", stack: str, console: "Console", *, realism: str | None = None,
@@ -105,17 +105,28 @@ def local_cloud_health(store: "StateStore", stack: str) -> dict[str, Any] | None
     return {**lifecycle.public(record), **lifecycle.probe(data_dir, record)}
 
 
+def local_cloud_record(store: "StateStore", stack: str) -> dict[str, Any] | None:
+    """The local cloud's record (endpoints, pid, profile, version) without probing it; None if
+    the stack has none."""
+    from efsctl.local import lifecycle
+
+    record = lifecycle.read_record(store.local_dir(stack))
+    return None if record is None else lifecycle.public(record)
+
+
 def local_stack_present(store: "StateStore", stack: str) -> bool:
     """True if the stack has local data (its directory identifies a local stack even when the
     stack's state file is gone); changes nothing."""
     return store.local_dir(stack).is_dir()
 
 
-def local_status_section(store: "StateStore", stack: str) -> dict[str, Any]:
+def local_status_section(store: "StateStore", stack: str, health: Any = ...) -> dict[str, Any]:
     """What ``status`` shows about the local cloud (text and ``--json``), including what its data
-    directory holds (``data``: bytes by part, and the versions that saved its state). Changes nothing."""
+    directory holds (``data``: bytes by part, and the versions that saved its state). Changes
+    nothing. ``health``: :func:`local_cloud_health`'s answer, if the caller has just probed."""
     data = _data_usage(store.local_dir(stack))
-    health = local_cloud_health(store, stack)
+    if health is ...:
+        health = local_cloud_health(store, stack)
     if health is None:
         return {"health": "not started", "endpoint_url": None, "gateway_url": None, "pid": None,
                 "log_file": str(store.local_dir(stack) / "cloud.log"), "problem": "no local cloud is recorded",
@@ -128,19 +139,7 @@ def local_status_section(store: "StateStore", stack: str) -> dict[str, Any]:
             "problem": health.get("problem"), "data": data}
 
 
-def require_local_cloud(store: "StateStore", stack: str) -> dict[str, Any]:
-    """The healthy local cloud's record, or a :class:`LocalCloudError` saying what to do. Changes nothing."""
-    from efsctl.local.lifecycle import LocalCloudError
-
-    health = local_cloud_health(store, stack)
-    if health is None or not health["healthy"]:
-        problem = "it was never started" if health is None else health["problem"]
-        raise LocalCloudError(f"The local cloud of stack {stack!r} is not running ({problem}).",
-                              "Run `efsctl up --local` to start it again; its saved state comes back with it.")
-    return health
-
-
-def local_iam_report(store: "StateStore", stack: str) -> dict[str, Any] | None:
+def local_iam_report(store: "StateStore", stack: str, healthy: bool | None = None) -> dict[str, Any] | None:
     """What each function's role was asked to allow in the local cloud's lifetime, or None if the
     stack has no local cloud.
 
@@ -149,6 +148,7 @@ def local_iam_report(store: "StateStore", stack: str) -> dict[str, Any] | None:
     ``unused`` (granted but never used; ``explained`` when Lambda itself needs it, saying when)
     and ``unexplained``. ``live`` is False when the cloud is not running: the report then comes
     from its usage log (``iam-usage.json`` in its data directory) and the grants are unknown.
+    ``healthy``: whether the cloud answers, if the caller has just probed it.
     """
     import json
 
@@ -159,7 +159,9 @@ def local_iam_report(store: "StateStore", stack: str) -> dict[str, Any] | None:
     record = lifecycle.read_record(data_dir)
     if record is None:
         return None
-    if lifecycle.probe(data_dir, record)["healthy"]:
+    if healthy is None:
+        healthy = lifecycle.probe(data_dir, record)["healthy"]
+    if healthy:
         live = lifecycle.http_json(int(record["endpoint_port"]), "/_efsctl/iam", timeout=10.0)
         if live is not None:
             return {"live": True, **live}

@@ -184,12 +184,11 @@ class DownOutcome:
     seconds: float = 0.0   # from the observation to the last step (and the local cloud's stop)
 
     def summary(self) -> dict[str, Any]:
-        if self.execution is None:
-            return {"deleted": [], "kept": [], "steps": [], "waits": {}, "objects_deleted": 0, "bytes_deleted": 0,
-                    "left": [], "seconds": 0.0}
+        from efsctl.stack.execute import Execution
+        from efsctl.stack.plan import Plan
         from efsctl.stack.teardown import summary
 
-        return summary(self.execution)
+        return summary(self.execution or Execution(Plan(())))   # nothing ran: the same document, empty
 
 
 @dataclass
@@ -331,9 +330,11 @@ class Operations:
         section = iam = None
         live, problem = None, None
         if state is not None and state.is_local:
-            section = local_cloud_api().local_status_section(self.store, self.stack)
-            iam = local_cloud_api().local_iam_report(self.store, self.stack)
-            cloud = self.ref.local_cloud(state)
+            api = local_cloud_api()
+            health = api.local_cloud_health(self.store, self.stack)   # one probe serves the whole report
+            cloud = self.ref.local_cloud(state, health=health)
+            section = api.local_status_section(self.store, self.stack, health=health)
+            iam = api.local_iam_report(self.store, self.stack, healthy=cloud.healthy)
             if not cloud.healthy:
                 problem = f"The local cloud is {section['health']} ({section['problem'] or cloud.problem})."
             else:
@@ -362,10 +363,8 @@ class Operations:
         state = self.ref.state()
         local = state is not None and state.is_local
         with self.console.status("looking up what the stack has"):
-            preview = self._down_preview(state, local, keep_bucket)
+            preview, aws, note = self._down_look(state, local, keep_bucket, count=confirm is not None)
         if preview is None:
-            note = None if self.ref.has_aws_credentials(state) else (
-                "No AWS credentials are set, so AWS was not searched for it.")
             return DownOutcome(self.stack, TARGET_AWS, self.ref.settings.region, None, existed=False, note=note)
         if confirm is not None and preview.anything:
             if not confirm(preview):
@@ -375,10 +374,12 @@ class Operations:
         with self.store.lock(self.stack, "efsctl down"):
             if confirm is not None and preview.plan is not None:
                 with self.console.status("looking again, now that the stack is locked"):
-                    preview = self._down_preview(self.ref.state(), local, keep_bucket) or preview
+                    state = self.ref.state()
+                    again, again_aws, _ = self._down_look(state, local, keep_bucket, count=False)
+                    if again is not None:
+                        preview, aws = again, again_aws
             execution = None
             if preview.plan is not None:
-                aws = self._down_context(state, local)
                 execution = teardown.run_teardown(preview.plan, aws, timeout=timeout or teardown.DEFAULT_TIMEOUT,
                                                   clock=self.clock, reporter=reporter)
                 if execution.error is not None:
@@ -397,30 +398,28 @@ class Operations:
                            execution=execution, local_cloud_stopped=local, state_file_deleted=deleted,
                            seconds=time.monotonic() - started)
 
-    def _down_context(self, state: StackState | None, local: bool) -> Any:
-        if local:
-            return self.ref.local_context(self.ref.local_cloud(state).endpoint_url)
-        return self.ref.aws_context(state)
-
-    def _down_preview(self, state: StackState | None, local: bool, keep_bucket: bool) -> DownPreview | None:
-        """``None`` when nothing of the stack is known anywhere we can look."""
+    def _down_look(self, state: StackState | None, local: bool, keep_bucket: bool, *, count: bool
+                   ) -> tuple[DownPreview | None, Any, str | None]:
+        """What `down` would delete, the context to delete it with, and (when nothing of the stack
+        is known anywhere we can look: no preview) why not. ``count``: also count the bucket's
+        objects, for a confirmation to show (a big bucket takes a while to list)."""
         from efsctl.stack import teardown
 
         if local:
             cloud = self.ref.local_cloud(state)
             if not cloud.healthy:
-                return DownPreview(self.stack, TARGET_LOCAL, None, None, local=True)
+                return DownPreview(self.stack, TARGET_LOCAL, None, None, local=True), None, None
             aws = self.ref.local_context(cloud.endpoint_url)
         elif state is None and not self.ref.has_aws_credentials(None):
-            return None
+            return None, None, "No AWS credentials are set, so AWS was not searched for it."
         else:
             aws = self.ref.aws_context(state)
         plan = teardown.prepare(aws, self.stack, keep_bucket=keep_bucket,
                                 account=state.account if local and state else None)
         if plan.empty and state is None and not local:
-            return None
-        return DownPreview(self.stack, TARGET_LOCAL if local else TARGET_AWS, plan,
-                           teardown.bucket_contents(aws, plan), local)
+            return None, aws, None
+        contents = teardown.bucket_contents(aws, plan) if count else None
+        return DownPreview(self.stack, TARGET_LOCAL if local else TARGET_AWS, plan, contents, local), aws, None
 
     # --- package -------------------------------------------------------------------------------
 
@@ -470,8 +469,8 @@ class Operations:
         state = self.ref.require_state()
         if not state.is_local:
             raise ConfigError(f"Stack {self.stack!r} lives on AWS; only a local cloud can be restarted.")
-        profile = self.ref.local_cloud(state).profile
         api = local_cloud_api()
+        profile = LocalCloud(api.local_cloud_record(self.store, self.stack) or dict(state.local), False).profile
         api.halt_local_cloud(self.store, self.stack, self.console, clock=self.clock)
         state.local = api.ensure_local_cloud(self.store, self.stack, self.console, **profile)
         if state.outputs.get("api_url"):  # the gateway serves the stack's API: it moves with the cloud

@@ -34,10 +34,6 @@ class LocalCloud:
         return (self.record or {}).get("endpoint_url")
 
     @property
-    def gateway_url(self) -> str | None:
-        return (self.record or {}).get("gateway_url")
-
-    @property
     def profile(self) -> dict[str, Any]:
         """The running cloud's realism, time scale and throttle rate."""
         record = self.record or {}
@@ -71,9 +67,8 @@ class StackRef:
         """The state file, or (it gone) what the stack's local cloud directory tells."""
         state = self.store.load(self.name)
         if state is None and self.has_local_dir():
-            cloud = self.local_cloud()
             state = StackState(stack=self.name, target=TARGET_LOCAL, region=LOCAL_REGION,
-                               local=dict(cloud.record or {}))
+                               local=dict(local_cloud_api().local_cloud_record(self.store, self.name) or {}))
         return state
 
     def require_state(self) -> StackState:
@@ -84,9 +79,11 @@ class StackRef:
                 "Create it with `efsctl up --local` (offline) or `efsctl up` (AWS), or pick another with --stack.")
         return state
 
-    def local_cloud(self, state: StackState | None = None) -> LocalCloud:
-        """The stack's local cloud, probed (never started); ``state`` fills in what its record lacks."""
-        health = local_cloud_api().local_cloud_health(self.store, self.name)
+    def local_cloud(self, state: StackState | None = None, *, health: Any = ...) -> LocalCloud:
+        """The stack's local cloud, probed (never started); ``state`` fills in what its record lacks.
+        ``health``: a probe already made (``local_cloud_health``'s answer), not to be made again."""
+        if health is ...:
+            health = local_cloud_api().local_cloud_health(self.store, self.name)
         if health is None:
             return LocalCloud(dict(state.local) if state and state.local else None, False,
                               "no local cloud is recorded", recorded=False)
@@ -102,15 +99,14 @@ class StackRef:
         return AwsContext(region=self.settings.region or LOCAL_REGION, endpoint_url=endpoint_url,
                           credentials=dict(LOCAL_CREDENTIALS))
 
-    def aws_context(self, state: StackState | None, *, require_credentials: bool = True) -> "AwsContext":
+    def aws_context(self, state: StackState | None) -> "AwsContext":
         """Real AWS (or ``--endpoint-url``): flags, then what the state recorded."""
         from efsctl.aws.session import AwsContext
 
         s = self.settings
         ctx = AwsContext(region=s.region or (state.region if state else None), profile=s.profile,
                          endpoint_url=s.endpoint_url or (state.endpoint_url if state else None))
-        if require_credentials:
-            ctx.require_credentials()
+        ctx.require_credentials()
         return ctx
 
     def has_aws_credentials(self, state: StackState | None) -> bool:
@@ -122,19 +118,17 @@ class StackRef:
             return False
         return True
 
-    def context_for(self, state: StackState, console: Any = None) -> "AwsContext":
+    def context_for(self, state: StackState, console: Any) -> "AwsContext":
         """Where ``state``'s stack lives now. A local stack's cloud that has stopped (a reboot,
-        ``kill -9``) is started again over its saved state, with its own profile."""
+        ``kill -9``) is started again over its saved state, with its own profile (``console``
+        shows the start)."""
         if not state.is_local:
             return self.aws_context(state)
         cloud = self.local_cloud(state)
         if cloud.healthy or (not cloud.recorded and cloud.endpoint_url):
             # (No process of ours recorded, but an endpoint is: a moto server the stack was pointed at.)
             return self.local_context(cloud.endpoint_url)
-        if console is None:
-            record = local_cloud_api().require_local_cloud(self.store, self.name)  # says why it cannot be used
-        else:
-            record = local_cloud_api().ensure_local_cloud(self.store, self.name, console)
+        record = local_cloud_api().ensure_local_cloud(self.store, self.name, console)
         return self.local_context(record["endpoint_url"])
 
 
