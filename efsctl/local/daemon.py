@@ -33,16 +33,13 @@ from efsctl.config import LOCAL_CREDENTIALS, LOCAL_REGION
 from efsctl.local.clock import CloudClock
 from efsctl.local.options import CloudOptions
 from efsctl.local.startup import configure_moto, fast_moto_import
-from efsctl.local.version import cloud_version
+from efsctl.local.version import EXIT_DAMAGED, EXIT_INCOMPATIBLE, EXIT_LOCKED, cloud_version
 
 log = logging.getLogger("efsctl.local")
 
 WARM_APPS = ("sts", "iam", "ec2", "efs", "s3", "awslambda", "logs", "apigateway", "resourcegroupstaggingapi")
 REAP_EVERY = 30.0
 CHECK_DATA_EVERY = 2.0
-EXIT_INCOMPATIBLE = 3      # the saved state was written by another moto/Python/format (lifecycle reads it)
-EXIT_LOCKED = 4            # another process serves this data directory
-EXIT_DAMAGED = 5           # the saved state could not be read back (left as it is)
 
 
 class CannotStart(Exception):

@@ -32,7 +32,7 @@ from typing import Any
 from efsctl.errors import EfsctlError
 from efsctl.local.options import CloudOptions
 from efsctl.local.persist import manifest
-from efsctl.local.version import cloud_version
+from efsctl.local.version import EXIT_DAMAGED, EXIT_INCOMPATIBLE, EXIT_LOCKED, cloud_version
 from efsctl.waits import Clock, Outcome, Poll, wait_until
 
 RECORD = "cloud.json"
@@ -44,7 +44,6 @@ HEALTH_PATIENCE = 30.0     # how long a live process that does not answer is wai
 STATUS_TIMEOUT = 2.0       # one health probe for `status`
 START_POLL = Poll(floor=0.02, ceiling=0.25, fraction=0.1)
 HEALTH_POLL = Poll(floor=0.2, ceiling=2.0, fraction=0.2)
-EXIT_INCOMPATIBLE, EXIT_LOCKED, EXIT_DAMAGED = 3, 4, 5   # the daemon's exit codes (efsctl.local.daemon)
 
 _children: dict[int, subprocess.Popen] = {}
 

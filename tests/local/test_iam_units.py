@@ -105,7 +105,7 @@ def test_denial_messages_are_aws_texts():
 def test_allow_grants_are_the_report_units():
     policy = {"Statement": [{"Sid": "Two", "Effect": "Allow", "Action": ["a:X", "a:Y"], "Resource": ["r1", "r2"]},
                             {"Effect": "Deny", "Action": "a:Z", "Resource": "*"}]}
-    assert [(g.sid, g.action, g.resource) for g, _ in allow_grants([("p", policy)])] == [
+    assert [(g.sid, g.action, g.resource) for g in allow_grants([("p", policy)])] == [
         ("Two", "a:X", "r1"), ("Two", "a:X", "r2"), ("Two", "a:Y", "r1"), ("Two", "a:Y", "r2")]
 
 
@@ -161,7 +161,7 @@ def test_the_report_sets_use_against_grants_and_explains_lambdas_own():
     eni = request("ec2:CreateNetworkInterface", None)
     log.record(function="fn", role_arn=ROLE, principal_arn=SESSION.arn, by=LAMBDA, action=eni.action, resource="*",
                decision=decide(identity, [], eni))
-    grants = tuple(g for g, _ in allow_grants(identity))
+    grants = tuple(allow_grants(identity))
     report = build_report(log.snapshot(), [FunctionGrants("fn", ROLE, grants)])["functions"]["fn"]
     assert [(u["action"], u["by"]) for u in report["used"]] == [("s3:GetObject", HANDLER),
                                                                 ("ec2:CreateNetworkInterface", LAMBDA)]

@@ -157,10 +157,10 @@ class LambdaActions:
                         f"{mount.access_point_arn}: its execution role is not allowed elasticfilesystem:ClientMount.")
         return None
 
-    def network(self, fn: Any, actions: tuple[str, ...]) -> bool:
-        """Record the network-interface calls; True if the role allows them all."""
-        decisions = [self.use(fn.function_name, fn.account_id, fn.role, action, None) for action in actions]
-        return all(d.allowed for d in decisions)
+    def network(self, fn: Any, actions: tuple[str, ...]) -> None:
+        """Record the network-interface calls Lambda makes with the function's role."""
+        for action in actions:
+            self.use(fn.function_name, fn.account_id, fn.role, action, None)
 
     def use(self, function: str, account_id: str, role_arn: str, action: str, resource: str | None,
             resource_policies: list[tuple[str, Mapping[str, Any]]] | None = None) -> Decision:
@@ -354,6 +354,6 @@ def report(ctx: PatchContext) -> dict[str, Any]:
         return {"enforced": False, "since": None, "functions": {}}
     functions = []
     for fn in moto_models.lambda_backend(ctx.account_id, ctx.region).list_functions():
-        grants = tuple(grant for grant, _ in allow_grants(identity_policies(fn.account_id, fn.role)))
+        grants = tuple(allow_grants(identity_policies(fn.account_id, fn.role)))
         functions.append(FunctionGrants(fn.function_name, fn.role, grants))
     return {"enforced": True, **build_report(usage.snapshot(), functions)}

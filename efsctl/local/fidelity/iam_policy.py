@@ -268,8 +268,8 @@ def denial_message(decision: Decision, request: Request, *, quote_resource: bool
     return f"{head} because no identity-based policy allows the {request.action} action"
 
 
-def allow_grants(policies: Iterable[tuple[str, Mapping[str, Any]]]) -> list[tuple[Grant, Mapping[str, Any]]]:
-    """Every (action, resource) pair the Allow statements of ``policies`` name, with the statement."""
+def allow_grants(policies: Iterable[tuple[str, Mapping[str, Any]]]) -> list[Grant]:
+    """Every (action, resource) pair the Allow statements of ``policies`` name."""
     found = []
     for name, document in policies:
         for sid, statement in statements(document):
@@ -277,5 +277,5 @@ def allow_grants(policies: Iterable[tuple[str, Mapping[str, Any]]]) -> list[tupl
                 continue
             actions = [str(a) for a in as_list(statement.get("Action"))] or [not_label(statement, "Action")]
             resources = [str(r) for r in as_list(statement.get("Resource"))] or [not_label(statement, "Resource")]
-            found += [(Grant(name, sid, a, r), statement) for a in actions for r in resources]
+            found += [Grant(name, sid, a, r) for a in actions for r in resources]
     return found

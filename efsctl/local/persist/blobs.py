@@ -158,14 +158,6 @@ class BlobStore:
             self.garbage_bytes = 0
         return files, size
 
-    def disk_bytes(self) -> int:
-        total = 0
-        if self.root.is_dir():
-            for shard in self.root.iterdir():
-                if shard.is_dir():
-                    total += sum(e.stat().st_size for e in os.scandir(shard))
-        return total
-
 
 class BodyReader:
     """Part of an object's body, read from its blobs only when iterated (a WSGI response body).

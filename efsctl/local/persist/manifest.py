@@ -61,9 +61,9 @@ class Incompatible:
         return reinstall
 
 
-def compatibility(written_by: dict[str, Any], running: dict[str, Any] | None = None) -> str | None:
-    """None if a snapshot written by ``written_by`` loads here, else the field that differs."""
-    running = running or writer_tags()
+def compatibility(written_by: dict[str, Any], running: dict[str, Any]) -> str | None:
+    """None if a snapshot written by ``written_by`` loads where ``running`` (:func:`writer_tags`)
+    runs, else the field that differs."""
     for key in ("format", "moto", "python"):
         if written_by.get(key) != running[key]:
             return key

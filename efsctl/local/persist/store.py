@@ -65,7 +65,6 @@ class Persister:
         self._generation = 0
         self._offset = 0.0
         self._stop = False
-        self._want_checkpoint = False
         self._thread: threading.Thread | None = None
         self._lock_fd = -1
         self._journal_end: int | None = None
@@ -167,19 +166,15 @@ class Persister:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not (self.tracker.pending or self._stop or self._want_checkpoint):
+                while not (self.tracker.pending or self._stop):
                     self._cond.wait()
                 if self._stop and not self.tracker.pending:
                     return
-                want, self._want_checkpoint = self._want_checkpoint, False
             try:
-                if want:
-                    self.checkpoint("requested")
-                else:
-                    self._commit()
-                    assert self._journal is not None
-                    if self._journal.size > JOURNAL_LIMIT or self.blobs.garbage_bytes > GARBAGE_LIMIT:
-                        self.checkpoint("journal full" if self._journal.size > JOURNAL_LIMIT else "bodies dropped")
+                self._commit()
+                assert self._journal is not None
+                if self._journal.size > JOURNAL_LIMIT or self.blobs.garbage_bytes > GARBAGE_LIMIT:
+                    self.checkpoint("journal full" if self._journal.size > JOURNAL_LIMIT else "bodies dropped")
             except Exception:  # noqa: BLE001 - the committer must outlive one bad commit
                 log.exception("persisting the local cloud's state failed")
 
@@ -239,11 +234,6 @@ class Persister:
                     if key in scope.units:
                         return f"{unit_label(key)}: {why}"
         return None
-
-    def request_checkpoint(self) -> None:
-        with self._cond:
-            self._want_checkpoint = True
-            self._cond.notify_all()
 
     # --- checkpoints ---------------------------------------------------------------------------
 

@@ -270,7 +270,7 @@ class LambdaRuntime:
         env = self._environment(spec, stream, task_dir, tmp_dir, credentials)
         worker = Worker(spec, env=env, task_dir=task_dir, tmp_dir=tmp_dir, sink=self._sink_for(spec), stream=stream,
                         python=self.config.python)
-        worker.expires_at = credentials.expiration if credentials else None
+        worker.credentials = credentials
         worker.start()
         return worker
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from efsctl.local.runtime import bootstrap
+from efsctl.local.runtime.credentials import SessionCredentials
 from efsctl.local.runtime.logs import LogSink
 from efsctl.local.runtime.spec import FunctionSpec
 
@@ -84,11 +85,11 @@ class Worker:
         self.max_rss_kb = 0
         self.last_used = time.monotonic()
         self.invocations = 0
-        self.expires_at: float | None = None   # when its role session credentials run out
+        self.credentials: SessionCredentials | None = None   # its role session's, which run out
 
     def lasts(self, timeout: float) -> bool:
         """True if its credentials outlive an invocation starting now (with a minute to spare)."""
-        return self.expires_at is None or self.expires_at - time.time() > timeout + 60.0
+        return self.credentials is None or self.credentials.lasts(timeout, time.time())
 
     @property
     def pid(self) -> int | None:
@@ -175,26 +176,23 @@ class Worker:
 
     def peak_rss_kb(self) -> int:
         """VmHWM of the live process: its real peak resident set."""
-        try:
-            with open(f"/proc/{self.pid}/status", "rb") as fh:
-                for line in fh:
-                    if line.startswith(b"VmHWM:"):
-                        return int(line.split()[1])
-        except (OSError, ValueError, IndexError):
-            pass
-        return self.max_rss_kb
+        return self._status_kb(b"VmHWM:", self.max_rss_kb)
 
     def anon_rss_kb(self) -> int:
         """RssAnon of the live process: the memory it holds (file pages it maps are not counted,
         as Lambda's limit does not count the page cache)."""
+        return self._status_kb(b"RssAnon:", 0)
+
+    def _status_kb(self, field: bytes, default: int) -> int:
+        """One kB figure of the live process's /proc status, or ``default``."""
         try:
             with open(f"/proc/{self.pid}/status", "rb") as fh:
                 for line in fh:
-                    if line.startswith(b"RssAnon:"):
+                    if line.startswith(field):
                         return int(line.split()[1])
         except (OSError, ValueError, IndexError):
             pass
-        return 0
+        return default
 
     def _enforce_memory(self) -> None:
         """Lambda kills an environment that uses more than the function's memory size."""
