@@ -224,24 +224,38 @@ def _roles(backend: Any) -> list[Any]:
 def issued_key(access_key: str) -> tuple[str, str, str | None] | None:
     """``(secret, identity ARN, session token or None)`` for an access key this cloud's IAM
     (CreateAccessKey) or STS (AssumeRole and friends) issued and still honours, else None."""
-    import datetime
+    import time
 
     from moto.iam.models import iam_backends
-    from moto.sts.models import sts_backends
 
     for account_id, account in list(iam_backends.items()):
         for partition in list(account.keys()):   # existing backends only: a new one holds no keys
             key = account[partition].access_keys.get(access_key)
             if key is not None and key.status == "Active" and key.user_name:
                 return key.secret_access_key, f"arn:{partition}:iam::{account_id}:user/{key.user_name}", None
+    assumed = assumed_role(access_key)
+    if assumed is None or expiry(assumed) <= time.time():
+        return None
+    return assumed.secret_access_key, assumed.arn, assumed.session_token
+
+
+def assumed_role(access_key: str) -> Any | None:
+    """moto's record of the role session STS issued ``access_key`` for, or None."""
+    from moto.sts.models import sts_backends
+
     for account in list(sts_backends.values()):
         for backend in list(account.values()):
             assumed = backend.get_assumed_role_from_access_key(access_key)
-            if assumed is None:
-                continue
-            expires = assumed.expiration if assumed.expiration.tzinfo else assumed.expiration.replace(
-                tzinfo=datetime.timezone.utc)
-            if expires <= datetime.datetime.now(datetime.timezone.utc):
-                return None
-            return assumed.secret_access_key, assumed.arn, assumed.session_token
+            if assumed is not None:
+                return assumed
     return None
+
+
+def expiry(assumed: Any) -> float:
+    """When a role session (``assumed_role``'s) expires, epoch seconds (moto keeps naive UTC)."""
+    import datetime
+
+    expiration = assumed.expiration
+    if expiration.tzinfo is None:
+        expiration = expiration.replace(tzinfo=datetime.timezone.utc)
+    return expiration.timestamp()

@@ -54,7 +54,9 @@ DEFAULT_DENIED = ("AccessDeniedException", 400)
 _parsed: dict[str, Any] = {}
 
 
-def _document(raw: Any) -> Mapping[str, Any]:
+def policy_document(raw: Any) -> Mapping[str, Any]:
+    """A policy document as moto keeps it (JSON text, maybe URL-encoded, or parsed), parsed;
+    ``{}`` if it does not parse."""
     if isinstance(raw, Mapping):
         return raw
     text = str(raw)
@@ -81,11 +83,11 @@ def identity_policies(account_id: str, role_arn: str) -> list[tuple[str, Mapping
     role = role_of(account_id, role_arn)
     if role is None:
         return []
-    found = [(name, _document(doc)) for name, doc in list(role.policies.items())]
+    found = [(name, policy_document(doc)) for name, doc in list(role.policies.items())]
     for policy in list(role.managed_policies.values()):
         for version in policy.versions:
             if version.is_default:
-                found.append((policy.name, _document(version.document)))
+                found.append((policy.name, policy_document(version.document)))
     return found
 
 
@@ -197,7 +199,7 @@ def _bucket_policies(response: Any, bucket_name: str | None) -> tuple[Any, list[
     if bucket is None or not bucket.policy:
         return bucket, []
     raw = bucket.policy.decode() if isinstance(bucket.policy, bytes) else bucket.policy
-    return bucket, [("bucket policy", _document(raw))]
+    return bucket, [("bucket policy", policy_document(raw))]
 
 
 def authorize_s3(authorizer: Authorizer, response: Any, bucket_name: str | None, key_name: str | None) -> None:

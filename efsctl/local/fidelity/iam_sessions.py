@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 from urllib.parse import unquote
 
+from efsctl.local import moto_models
 from efsctl.local.fidelity.iam_policy import Principal
 
 _local = threading.local()
@@ -56,26 +57,17 @@ class Sessions:
 
     def _from_moto(self, access_key_id: str) -> Session | None:
         """A session STS issued before these patches saw it (a restored cloud): found in moto."""
-        from moto.sts.models import sts_backends
-
-        for account in list(sts_backends.values()):
-            for backend in list(account.values()):
-                assumed = backend.get_assumed_role_from_access_key(access_key_id)
-                if assumed is not None:
-                    session = session_of(assumed)
-                    self.add(session)
-                    return session
-        return None
+        assumed = moto_models.assumed_role(access_key_id)
+        if assumed is None:
+            return None
+        session = session_of(assumed)
+        self.add(session)
+        return session
 
 
 def session_of(assumed: Any) -> Session:
-    from datetime import timezone
-
-    expiration = assumed.expiration   # moto keeps a naive UTC datetime
-    if expiration.tzinfo is None:
-        expiration = expiration.replace(tzinfo=timezone.utc)
     return Session(assumed.access_key_id, assumed.session_token, assumed.role_arn, assumed.session_name,
-                   assumed.account_id, expiration.timestamp())
+                   assumed.account_id, moto_models.expiry(assumed))
 
 
 def signed_with(headers: Mapping[str, Any], query: Mapping[str, Any]) -> tuple[str | None, str | None]:

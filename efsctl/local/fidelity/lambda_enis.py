@@ -20,7 +20,7 @@ import functools
 from typing import Any, Callable
 
 from efsctl.local.fidelity import Patch, PatchContext, Patcher, Target
-from efsctl.local.fidelity.iam_enforcement import lambda_actions
+from efsctl.local.fidelity.iam_enforcement import lambda_actions, role_of
 from efsctl.local.fidelity.timeline import timeline
 
 ENIS = "_efsctl_enis"
@@ -41,10 +41,9 @@ def release_interfaces(account_id: str, region: str, eni_ids: list[str], role_ar
     deleted with the function's role, or left ``available`` for their owner if the role is gone
     (or no longer allows it)."""
     from moto.ec2.models import ec2_backends
-    from moto.iam.models import iam_backends
 
     ec2_backend = ec2_backends[account_id][region]
-    role_alive = any(r.arn == role_arn for r in iam_backends[account_id]["aws"].get_roles())
+    role_alive = role_of(account_id, role_arn) is not None
     if role_alive and RELEASE_CHECK:
         role_alive = RELEASE_CHECK[0](function_name, account_id, role_arn)
     for eni_id in eni_ids:

@@ -21,10 +21,11 @@ States are computed from when the function was created or last updated, on every
 from __future__ import annotations
 
 import fnmatch
-import json
-from typing import Any
+from typing import Any, Mapping
 
 from efsctl.local.fidelity import Patch, PatchContext, Patcher, Target
+from efsctl.local.fidelity.iam_enforcement import identity_policies, policy_document, role_of
+from efsctl.local.fidelity.iam_policy import statements
 from efsctl.local.fidelity.timeline import Timeline, timeline
 
 BORN = "_efsctl_born"
@@ -43,16 +44,8 @@ def is_updating(line: Timeline, fn: Any) -> bool:
     return not line.done(getattr(fn, UPDATED, None), "function_updating")
 
 
-def _statements(document: Any) -> list[dict[str, Any]]:
-    if isinstance(document, str):
-        try:
-            from urllib.parse import unquote
-
-            document = json.loads(document if document.lstrip().startswith("{") else unquote(document))
-        except ValueError:
-            return []
-    statements = (document or {}).get("Statement", [])
-    return [statements] if isinstance(statements, dict) else list(statements)
+def _statements(document: Any) -> list[Mapping[str, Any]]:
+    return [statement for _, statement in statements(policy_document(document))]
 
 
 def _listed(value: Any) -> list[str]:
@@ -69,13 +62,10 @@ def trusts_lambda(role: Any) -> bool:
     return False
 
 
-def allows(role: Any, action: str) -> bool:
-    """True if an inline or attached policy of ``role`` allows ``action`` (resources not checked)."""
-    documents = list(role.policies.values())
-    for policy in role.managed_policies.values():
-        documents += [v.document for v in policy.versions if v.is_default]
-    for document in documents:
-        for statement in _statements(document):
+def allows(account_id: str, role_arn: str, action: str) -> bool:
+    """True if an inline or attached policy of the role allows ``action`` (resources not checked)."""
+    for _, document in identity_policies(account_id, role_arn):
+        for _, statement in statements(document):
             if statement.get("Effect") == "Allow" and any(
                     fnmatch.fnmatchcase(action.lower(), pattern.lower()) for pattern in _listed(statement.get("Action"))):
                 return True
@@ -85,7 +75,7 @@ def allows(role: Any, action: str) -> bool:
 def install(ctx: PatchContext, patcher: Patcher) -> None:
     from moto.awslambda.exceptions import InvalidParameterValueException, LambdaClientError
     from moto.awslambda.models import LambdaBackend, LambdaFunction
-    from moto.iam.models import Role, iam_backends
+    from moto.iam.models import Role
 
     line = timeline(ctx)
 
@@ -95,13 +85,12 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
         return error
 
     def check_role(account_id: str, role_arn: str, vpc_config: dict[str, Any] | None) -> None:
-        backend = iam_backends[account_id]["aws"]
-        role = next((r for r in backend.get_roles() if r.arn == role_arn), None)
+        role = role_of(account_id, role_arn)
         if role is None:
             return   # moto answers for a role that does not exist
         if not trusts_lambda(role) or not line.done(getattr(role, BORN, None), "role_propagation"):
             raise InvalidParameterValueException(ROLE_NOT_ASSUMABLE)
-        if vpc_config and vpc_config.get("SubnetIds") and not allows(role, "ec2:CreateNetworkInterface"):
+        if vpc_config and vpc_config.get("SubnetIds") and not allows(account_id, role_arn, "ec2:CreateNetworkInterface"):
             raise InvalidParameterValueException(NO_ENI_PERMISSION)
 
     def refuse_while_busy(fn: Any) -> None:
