@@ -23,6 +23,7 @@ import efs_common as common
 import efs_records as rec
 import efs_store as store
 import efs_stream as stream
+from efs_read import reject_json_constant
 from efs_common import (BadRequest, HandlerError, IntegrityError, InvalidModelName, ModelChanging,
                         ModelNotFound, ModelUnreadable, PayloadTooLarge, RouteNotFound, UnsafePath,
                         UploadRejected)
@@ -354,10 +355,6 @@ def parse_request(event: object) -> Request:
                    base64=bool(event.get("isBase64Encoded")))
 
 
-def _reject_constant(value: str):
-    raise ValueError(f"{value} is not valid JSON")
-
-
 def _json_body(request: Request) -> Dict[str, Any]:
     body = request.body
     if body is None or body == "":
@@ -378,7 +375,7 @@ def _json_body(request: Request) -> Dict[str, Any]:
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the body exceeds {MAX_BODY_BYTES} bytes")
     try:
-        document = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        document = json.loads(raw.decode("utf-8"), parse_constant=reject_json_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise BadRequest("the body is not valid JSON") from None
     if not isinstance(document, dict):

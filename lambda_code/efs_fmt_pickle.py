@@ -225,6 +225,12 @@ class Machine:
             result.update(tensors=self.tensors, parameters=self.parameters, dtypes=dict(sorted(self.dtypes.items())))
         return result
 
+    def checkpoint_fields(self) -> Analysis:
+        """What a torch checkpoint's analysis reports of its pickle: tensors, parameters, dtypes, globals."""
+        summary = self.summary()
+        return {"tensors": summary.get("tensors", 0), "parameters": summary.get("parameters", 0),
+                "dtypes": summary.get("dtypes", {}), "globals": summary["globals"]}
+
 
 def _walk(raw, size: int) -> Tuple[Machine, bool, int]:
     """(machine, complete, bytes consumed) of the pickle at the start of ``raw``."""
@@ -274,9 +280,7 @@ def _torch_legacy(raw, size: int, used: int, protocol: int) -> Analysis:
             used += source.pos
     except Malformed as exc:
         return dict(result, valid=False, error=f"pickle {index + 2}: {exc}")
-    summary = machine.summary()
-    result.update(tensors=summary.get("tensors", 0), parameters=summary.get("parameters", 0),
-                  dtypes=summary.get("dtypes", {}), globals=summary["globals"])
+    result.update(machine.checkpoint_fields())
     return result
 
 
@@ -321,9 +325,7 @@ def _torch_archive(zf: zipfile.ZipFile, infos, names, pickle_name: str) -> Analy
             machine, complete, _ = _walk(raw, info.file_size)
     except Malformed as exc:
         return dict(result, valid=False, error=f"data.pkl: {exc}")
-    summary = machine.summary()
-    result.update(tensors=summary.get("tensors", 0), parameters=summary.get("parameters", 0),
-                  dtypes=summary.get("dtypes", {}), globals=summary["globals"])
+    result.update(machine.checkpoint_fields())
     if not complete:
         result["complete"] = False
     return result

@@ -15,7 +15,8 @@ import struct
 from collections import Counter
 from typing import Any, Dict, Optional
 
-from efs_read import MAX_INT, Cursor, Exhausted, Malformed, clip, is_uint, pread_exact, product
+from efs_read import (MAX_INT, Cursor, Exhausted, Malformed, clip, is_uint, pread_exact, product,
+                      reject_json_constant)
 
 Analysis = Dict[str, Any]
 
@@ -30,10 +31,6 @@ SAFETENSORS_BITS = {
 SAFETENSORS_MAX_HEADER = 100_000_000  # the library's MAX_HEADER_SIZE
 SAFETENSORS_READ_HEADER = 16 << 20    # what we parse: real headers are a few MiB at most
 _JSON_SPACE = b" \t\r\n"
-
-
-def _reject_constant(value: str):
-    raise ValueError(f"{value} is not JSON")  # serde_json refuses NaN and Infinity too
 
 
 def _has_surrogates(value: Any) -> bool:
@@ -68,7 +65,7 @@ def safetensors(fd: int, size: int, head: bytes) -> Optional[Analysis]:
         return dict(result, error=f"the header ({n} bytes) is larger than the analysis reads")
     raw = head[8:8 + n] if 8 + n <= len(head) else pread_exact(fd, n, 8)
     try:
-        header = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        header = json.loads(raw.decode("utf-8"), parse_constant=reject_json_constant)
     except (UnicodeDecodeError, ValueError, RecursionError):
         return None  # not a JSON header: some other binary that happens to start like one
     if not isinstance(header, dict):

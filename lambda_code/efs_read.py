@@ -53,6 +53,12 @@ def clip(text: str, limit: int = MAX_TEXT) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+def reject_json_constant(value: str):
+    """For ``json.loads(parse_constant=...)``: NaN and Infinity are not JSON (serde_json, which
+    safetensors uses, and strict API clients refuse them too)."""
+    raise ValueError(f"{value} is not valid JSON")
+
+
 class Cursor:
     """Sequential little-endian reads through a window, within a byte budget.
 

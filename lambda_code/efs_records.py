@@ -96,6 +96,7 @@ class Corruption:
 
 
 _KINDS = {ModelRecord: "", Refusal: ".rejected", Corruption: ".corrupt"}
+KINDS = tuple(_KINDS.values())   # the suffixes of a model's records, for whoever removes them all
 
 
 def _read_json(path: str) -> Optional[dict]:

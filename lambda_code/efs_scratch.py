@@ -27,6 +27,7 @@ import re
 from typing import Any, Dict, List, Optional
 
 import efs_common as common
+import efs_records as rec
 import efs_store as store
 
 EVENT = "remove-validation-data"
@@ -34,7 +35,6 @@ RESERVED = "efsctl-validate/"     # the folder of validation runs (efsctl's driv
 RUN_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 OUTPUT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}\.json$")
 MAX_OUTPUT_BYTES = 1 << 20        # a result is a few KiB; anything larger is not one of ours
-KINDS = ("", ".rejected", ".corrupt")
 
 
 class NotScratch(common.BadRequest):
@@ -105,7 +105,7 @@ def _remove_name(layout: store.Layout, name: str, removed: Dict[str, int]) -> No
             store.unlink_quietly(path)
             removed["models"] += 1
             removed["bytes"] += st.st_size
-        for kind in KINDS:
+        for kind in rec.KINDS:
             record = layout.meta_file(name, kind)
             if os.path.lexists(record):
                 store.unlink_quietly(record)
