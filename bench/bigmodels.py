@@ -37,6 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchlib import write_random_file  # noqa: E402
+
 from efsctl.config import LOCAL_CREDENTIALS, LOCAL_REGION  # noqa: E402
 
 MIB = 1 << 20
@@ -115,19 +117,6 @@ class Stack:
             if found and found.group(1) in ids:
                 runs.append({"id": found.group(1), "ms": float(found.group(2)), "rss_mib": int(found.group(3))})
         return runs
-
-
-def make_source(path: Path, size: int) -> str:
-    block = os.urandom(64 * MIB)
-    sha = hashlib.sha256()
-    with open(path, "wb") as fh:
-        left = size
-        while left:
-            piece = memoryview(block)[: min(left, len(block))]
-            fh.write(piece)
-            sha.update(piece)
-            left -= len(piece)
-    return sha.hexdigest()
 
 
 def fastest(runs: int, timed) -> float:
@@ -242,7 +231,7 @@ def run(args: argparse.Namespace) -> None:
 
         print(f"\n[1] upload --wait of {size // MIB} MiB vs cp + one hashlib pass")
         source = work / "model.bin"
-        sha = make_source(source, size)
+        sha = write_random_file(source, size)
         cp, hashing = cp_and_hash(source, work)
         print(f"  cp {cp:.2f} s, hashlib sha256 {hashing:.2f} s (fastest of 3)")
         uploads = []
@@ -294,7 +283,7 @@ def run(args: argparse.Namespace) -> None:
 
         print(f"\n[4] {big // MIB} MiB model: upload --wait and copy to EFS")
         bigsource = work / "big.bin"
-        bigsha = make_source(bigsource, big)
+        bigsha = write_random_file(bigsource, big)
         elapsed, doc = stack.efsctl("upload", str(bigsource), "--name", "bench/big.bin", "--wait", "--json")
         assert doc["sha256"] == bigsha and doc["wait"]["on_efs"], doc
         print(f"  upload --wait {elapsed:.2f} s (S3 -> EFS {doc['wait']['latency_s']:.2f} s)")

@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchlib import write_random_file
+
 ROOT = Path(__file__).resolve().parents[1]
 LAMBDA_CODE = ROOT / "lambda_code"
 BUCKET = "efsctl-bench"
@@ -160,22 +162,13 @@ class Bench:
     def upload(self, key: str, size: int) -> dict:
         """A source file of ``size`` bytes uploaded like `efsctl upload` (with x-amz-meta-sha256)."""
         source = self.work / "source.bin"
-        block = os.urandom(64 * MIB)
-        sha = hashlib.sha256()
-        with open(source, "wb") as f:
-            left = size
-            while left:
-                piece = memoryview(block)[: min(left, len(block))]
-                f.write(piece)
-                sha.update(piece)
-                left -= len(piece)
+        sha = write_random_file(source, size)
         started = time.perf_counter()
         with open(source, "rb") as f:
-            etag = self.s3.put_object(Bucket=BUCKET, Key=key, Body=f,
-                                      Metadata={"sha256": sha.hexdigest()})["ETag"].strip('"')
+            etag = self.s3.put_object(Bucket=BUCKET, Key=key, Body=f, Metadata={"sha256": sha})["ETag"].strip('"')
         os.unlink(source)
         print(f"  uploaded {size // MIB} MiB to moto in {time.perf_counter() - started:.1f} s", flush=True)
-        return {"key": key, "etag": etag, "size": size, "sha256": sha.hexdigest()}
+        return {"key": key, "etag": etag, "size": size, "sha256": sha}
 
     def run_job(self, spec: dict) -> dict:
         os.sync()  # nobody pays for the previous run's dirty pages

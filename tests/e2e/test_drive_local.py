@@ -8,83 +8,26 @@ efsctl's own bounded waits on a real clock: the producer runs asynchronously.
 from __future__ import annotations
 
 import hashlib
-import json
 
 import pytest
+import stackrun
+from stackrun import CLEAN_ENV, Result
 
 from efsctl.drive.demo import write_sample_model
 from efsctl.waits import Clock, FakeClock, Outcome, Poll, wait_until
 
 STACK = "e2e-drive"
-CLEAN_ENV = {name: None for name in (
-    "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-    "AWS_SECURITY_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "XDG_STATE_HOME")}
 
 
-class Result:
-    def __init__(self, result):
-        self.exit_code, self.stdout, self.stderr = result.exit_code, result.stdout, result.stderr
-
-    def json(self):
-        return json.loads(self.stdout)
-
-    def lines(self):
-        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
-
-    def __repr__(self):
-        return f"<exit={self.exit_code} stdout={self.stdout[-2000:]!r} stderr={self.stderr[-2000:]!r}>"
-
-
-class Efsctl:
-    """Runs efsctl in-process against one home and stack."""
-
-    def __init__(self, home, stack=STACK):
-        from typer.testing import CliRunner
-
-        self.home, self.stack, self.runner = home, stack, CliRunner()
-
-    def __call__(self, *args: str) -> Result:
-        from efsctl.cli import app
-
-        env = dict(CLEAN_ENV, EFSCTL_HOME=str(self.home), EFSCTL_STACK=self.stack)
-        return Result(self.runner.invoke(app, list(args), env=env, catch_exceptions=True))
-
-    def state(self):
-        from efsctl.state import StateStore
-
-        return StateStore(self.home).load(self.stack)
-
+class Efsctl(stackrun.Efsctl):
     def aws(self):
-        from efsctl.config import Settings
-        from efsctl.console import Console
-        from efsctl.operations import Operations
-
-        return Operations(Settings(stack=self.stack, home=self.home), Console()).connect().aws
+        return self.connection().aws
 
 
 @pytest.fixture(scope="module")
 def efsctl(tmp_path_factory):
-    home = tmp_path_factory.mktemp("efsctl-drive-e2e")
-    run = Efsctl(home)
-    with pytest.MonkeyPatch.context() as mp:  # the local cloud process inherits a clean environment
-        for name in CLEAN_ENV:
-            mp.delenv(name, raising=False)
-        mp.setenv("EFSCTL_HOME", str(home))
-        mp.setenv("AWS_CONFIG_FILE", str(home / "no-aws-config"))
-        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "no-aws-credentials"))
-        up = run("up", "--local", "--json")
-        assert up.exit_code == 0, up
-        try:
-            yield run
-        finally:
-            down = run("down", "--yes", "--json")
-            if down.exit_code != 0:
-                from efsctl.console import Console
-                from efsctl.local import stop_local_cloud
-                from efsctl.state import StateStore
-
-                stop_local_cloud(StateStore(home), STACK, Console())
-            assert down.exit_code == 0, down
+    with stackrun.local_stack(Efsctl(tmp_path_factory.mktemp("efsctl-drive-e2e"), STACK)) as run:
+        yield run
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import zipfile
 import pytest
 
 import efs_analysis as analysis
+from protowire import field, varint
 
 
 def _analyse_bytes(tmp_path, data: bytes):
@@ -78,25 +79,12 @@ def npy_bytes(header: str, major: int = 1, body: bytes = b"\x00" * 48) -> bytes:
     return b"\x93NUMPY" + bytes([major, 0]) + length + raw + body
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
 def onnx_bytes() -> bytes:
-    graph = _field(1, b"node-bytes" * 50) + _field(2, b"main_graph")
-    opset = _varint(2 << 3) + _varint(17)
-    opset_ml = _field(1, b"ai.onnx.ml") + _varint(2 << 3) + _varint(3)
-    return (_varint(1 << 3) + _varint(8) + _field(2, b"pytorch") + _field(3, b"2.1.0")
-            + _field(7, graph) + _field(8, opset) + _field(8, opset_ml))
+    graph = field(1, b"node-bytes" * 50) + field(2, b"main_graph")
+    opset = varint(2 << 3) + varint(17)
+    opset_ml = field(1, b"ai.onnx.ml") + varint(2 << 3) + varint(3)
+    return (varint(1 << 3) + varint(8) + field(2, b"pytorch") + field(3, b"2.1.0")
+            + field(7, graph) + field(8, opset) + field(8, opset_ml))
 
 
 def zip_bytes(entries: dict) -> bytes:
@@ -226,7 +214,7 @@ def test_onnx(tmp_path):
 
 
 def test_protobuf_without_a_graph_is_not_onnx(tmp_path):
-    assert _analyse_bytes(tmp_path, _varint(8) + _varint(8) + _field(2, b"pytorch"))[0] == "binary"
+    assert _analyse_bytes(tmp_path, varint(8) + varint(8) + field(2, b"pytorch"))[0] == "binary"
 
 
 def test_json_text_binary_empty(tmp_path):

@@ -17,6 +17,7 @@ import pytest
 
 import consumer
 from lambda_events import api_v2, response_json
+from protowire import field, varint
 from test_lambda_analysis import gguf_bytes, npy_bytes, onnx_bytes, safetensors_bytes, zip_bytes
 
 CASE_SECONDS = 10.0  # generous: CI is slow and shared; a real case takes milliseconds
@@ -80,23 +81,10 @@ HOSTILE = {
 }
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
 def _onnx_huge_initializer() -> bytes:
-    tensor = b"".join(_varint(1 << 3) + _varint(2**62) for _ in range(64)) + _varint(2 << 3) + _varint(1)
-    graph = _field(1, _field(4, b"Relu")) + _field(5, tensor)
-    return _varint(1 << 3) + _varint(8) + _field(7, graph)
+    tensor = b"".join(varint(1 << 3) + varint(2**62) for _ in range(64)) + varint(2 << 3) + varint(1)
+    graph = field(1, field(4, b"Relu")) + field(5, tensor)
+    return varint(1 << 3) + varint(8) + field(7, graph)
 
 
 HOSTILE["onnx, an initializer of 64 dims of 2^62"] = _onnx_huge_initializer()

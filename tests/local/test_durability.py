@@ -333,17 +333,24 @@ def test_a_version_bump_and_a_profile_change_keep_everything(tmp_path):
     assert not store.local_dir(STACK).exists()
 
 
+def _killed_holding_things(store, console):
+    """A cloud that made some things, then was killed: its state directory."""
+    from efsctl.local import ensure_local_cloud
+
+    record = ensure_local_cloud(store, STACK, console)
+    _things(record)
+    os.kill(record["pid"], signal.SIGKILL)
+    lifecycle._children[record["pid"]].wait(timeout=20)
+    return store.local_dir(STACK) / "state"
+
+
 def test_a_snapshot_from_another_moto_is_refused_and_left_untouched(tmp_path):
     from efsctl.local import ensure_local_cloud, stop_local_cloud
     from efsctl.local.lifecycle import LocalCloudError
     from efsctl.state import StateStore
 
     store, console = StateStore(tmp_path / "home"), Quiet()
-    record = ensure_local_cloud(store, STACK, console)
-    _things(record)
-    os.kill(record["pid"], signal.SIGKILL)
-    lifecycle._children[record["pid"]].wait(timeout=20)
-    state = store.local_dir(STACK) / "state"
+    state = _killed_holding_things(store, console)
     manifest = json.loads((state / "manifest.json").read_text())
     manifest["written_by"]["moto"] = "5.1.9"
     (state / "manifest.json").write_text(json.dumps(manifest))
@@ -366,11 +373,7 @@ def test_a_damaged_snapshot_stops_the_start_and_is_left_as_it_is(tmp_path):
     from efsctl.state import StateStore
 
     store, console = StateStore(tmp_path / "home"), Quiet()
-    record = ensure_local_cloud(store, STACK, console)
-    _things(record)
-    os.kill(record["pid"], signal.SIGKILL)
-    lifecycle._children[record["pid"]].wait(timeout=20)
-    state = store.local_dir(STACK) / "state"
+    state = _killed_holding_things(store, console)
     checkpoint = state / json.loads((state / "manifest.json").read_text())["checkpoint"]
     damaged = bytearray(checkpoint.read_bytes())
     damaged[len(damaged) // 2] ^= 0xFF

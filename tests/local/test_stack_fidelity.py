@@ -11,45 +11,19 @@ import json
 import uuid
 
 import pytest
+import stackrun
 
 from efsctl.drive.demo import write_sample_model
 
 STACK = "iam"
-CLEAN = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-         "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL", "XDG_STATE_HOME", "EFSCTL_STACK")
 
 
-class Run:
-    def __init__(self, result) -> None:
-        self.exit_code, self.stdout, self.stderr = result.exit_code, result.stdout, result.stderr
-
-    def json(self):
-        return json.loads(self.stdout)
-
-    def lines(self):
-        return [json.loads(line) for line in self.stdout.splitlines() if line.strip()]
-
-    def __repr__(self) -> str:
-        return f"<exit={self.exit_code} stdout={self.stdout[-3000:]!r} stderr={self.stderr[-3000:]!r}>"
-
-
-class Stack:
-    def __init__(self, home) -> None:
-        from typer.testing import CliRunner
-
-        self.home, self.runner = home, CliRunner()
-
-    def __call__(self, *args: str) -> Run:
-        from efsctl.cli import app
-
-        env = {**{name: None for name in CLEAN}, "EFSCTL_HOME": str(self.home)}
-        return Run(self.runner.invoke(app, ["--stack", STACK, *args], env=env, catch_exceptions=True))
-
+class Stack(stackrun.Efsctl):
     @property
     def record(self) -> dict:
         from efsctl.state import StateStore
 
-        return StateStore(self.home).load(STACK).local
+        return StateStore(self.home).load(self.stack).local
 
     def client(self, service: str):
         import boto3
@@ -74,20 +48,8 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    home = tmp_path_factory.mktemp("efsctl-iam-stack")
-    run = Stack(home)
-    with pytest.MonkeyPatch.context() as mp:   # the local cloud inherits this environment
-        for name in CLEAN:
-            mp.delenv(name, raising=False)
-        mp.setenv("EFSCTL_HOME", str(home))
-        mp.setenv("AWS_CONFIG_FILE", str(home / "no-aws-config"))
-        mp.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "no-aws-credentials"))
-        up = run("up", "--local", "--json")
-        assert up.exit_code == 0, up
-        try:
-            yield run
-        finally:
-            assert run("down", "--yes", "--json").exit_code == 0
+    with stackrun.local_stack(Stack(tmp_path_factory.mktemp("efsctl-iam-stack"), STACK)) as run:
+        yield run
 
 
 @pytest.fixture
