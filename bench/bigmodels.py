@@ -127,12 +127,16 @@ def fastest(runs: int, timed) -> float:
     return min(samples)
 
 
-def cp_and_hash(source: Path, work: Path) -> tuple[float, float]:
+def cp_and_hash(source: Path, work: Path) -> tuple[float, float, float]:
+    """Fastest of 3: ``cp`` (into the page cache), ``cp`` then ``sync`` of the copy (on disk, as
+    the cloud keeps an acknowledged body: a reference, not the budget's), one SHA-256 pass."""
     target = work / "cp-target.bin"
 
-    def cp() -> float:
+    def cp(durable: bool = False) -> float:
         started = time.perf_counter()
         subprocess.run(["cp", str(source), str(target)], check=True)
+        if durable:
+            subprocess.run(["sync", str(target)], check=True)
         elapsed = time.perf_counter() - started
         target.unlink()
         return elapsed
@@ -144,7 +148,7 @@ def cp_and_hash(source: Path, work: Path) -> tuple[float, float]:
         return time.perf_counter() - started
 
     sha()   # warm the cache, as the uploader's own read finds it warm
-    return fastest(3, cp), fastest(3, sha)
+    return fastest(3, cp), fastest(3, lambda: cp(durable=True)), fastest(3, sha)
 
 
 DOWNLOAD = r"""
@@ -232,8 +236,8 @@ def run(args: argparse.Namespace) -> None:
         print(f"\n[1] upload --wait of {size // MIB} MiB vs cp + one hashlib pass")
         source = work / "model.bin"
         sha = write_random_file(source, size)
-        cp, hashing = cp_and_hash(source, work)
-        print(f"  cp {cp:.2f} s, hashlib sha256 {hashing:.2f} s (fastest of 3)")
+        cp, durable_cp, hashing = cp_and_hash(source, work)
+        print(f"  cp {cp:.2f} s (cp + sync {durable_cp:.2f} s), hashlib sha256 {hashing:.2f} s (fastest of 3)")
         uploads = []
         for trial in range(args.trials):
             os.sync()
@@ -242,6 +246,8 @@ def run(args: argparse.Namespace) -> None:
             uploads.append(elapsed)
             print(f"  upload --wait {elapsed:.2f} s (S3 -> EFS {doc['wait']['latency_s']:.2f} s) [{load()}]")
         report(f"upload --wait {size // MIB} MiB / (cp + hashlib)", min(uploads) / (cp + hashing), BUDGET_UPLOAD, "x")
+        report("  (reference: / (cp + sync + hashlib), the copy on disk as the cloud keeps it)",
+               min(uploads) / (durable_cp + hashing), None, "x")
         report(f"local cloud peak RSS after {size // MIB} MiB uploaded and copied", stack.cloud_hwm_mib(), None,
                " MiB")
 
