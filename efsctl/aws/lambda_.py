@@ -13,7 +13,6 @@ def _lambda(aws: AwsContext) -> Any:
     return aws.client("lambda")
 
 
-@aws_call
 def update_in_progress(exc: BaseException) -> str | None:
     """Why Lambda refused a change for now, if it did: a function still Pending, or mid-update,
     refuses another (AWS-RULES 8, 9). For ``retry(retryable=...)``."""
@@ -24,6 +23,7 @@ def update_in_progress(exc: BaseException) -> str | None:
     return None
 
 
+@aws_call
 def get_function(aws: AwsContext, name: str) -> dict[str, Any] | None:
     """``{"Configuration": ..., "Tags": {...}}`` or ``None``."""
     try:
@@ -33,10 +33,6 @@ def get_function(aws: AwsContext, name: str) -> dict[str, Any] | None:
             return None
         raise
     return {"Configuration": response["Configuration"], "Tags": response.get("Tags") or {}}
-
-
-def function_exists(aws: AwsContext, name: str) -> bool:
-    return get_function(aws, name) is not None
 
 
 @aws_call

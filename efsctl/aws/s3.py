@@ -140,6 +140,17 @@ def put_notification_configuration(aws: AwsContext, name: str, config: Mapping[s
 
 # --- teardown (`efsctl down`) ----------------------------------------------------------------
 
+@aws_call
+def head_object(aws: AwsContext, bucket: str, key: str) -> dict[str, Any] | None:
+    """The object's metadata (``ContentLength``, ``ETag``, ``Metadata``), or ``None`` if absent."""
+    try:
+        return _s3(aws).head_object(Bucket=bucket, Key=key)
+    except Exception as exc:
+        if is_code(exc, "404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+
+
 DELETE_BATCH = 1000  # DeleteObjects takes at most 1000 keys per call
 
 
@@ -191,6 +202,7 @@ def empty_bucket(aws: AwsContext, name: str, on_batch: Any = None) -> tuple[int,
     return count, size
 
 
+@aws_call
 def abort_multipart_uploads(aws: AwsContext, name: str) -> int:
     """Abort every unfinished multipart upload in the bucket (their parts are billed storage, and
     nothing lists them among the objects). Returns how many were aborted."""

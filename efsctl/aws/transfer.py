@@ -304,15 +304,3 @@ def _upload_error(exc: Exception, bucket: str, key: str, aws: Any) -> Exception:
                         "plain HTTP: use an https:// endpoint, or efsctl's own local cloud (`efsctl up --local`), "
                         "which treats its loopback endpoint as TLS.", code=code, operation="PutObject")
     return translate(exc, service="s3") or AwsError(f"Upload to s3://{bucket}/{key} failed: {exc}.")
-
-
-def head_object(aws: Any, bucket: str, key: str) -> dict[str, Any] | None:
-    """The object's metadata (``ContentLength``, ``ETag``, ``Metadata``), or ``None`` if absent."""
-    from botocore.exceptions import ClientError
-
-    try:
-        return aws.client("s3").head_object(Bucket=bucket, Key=key)
-    except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-            return None
-        raise

@@ -52,6 +52,26 @@ def test_helpers_raise_efsctl_errors_naming_their_service():
     assert aws_call(lambda: 1)() == 1
 
 
+def test_every_aws_layer_call_is_wrapped_to_raise_efsctl_errors():
+    """A helper taking ``aws`` first must carry ``@aws_call``, so a botocore error never reaches a
+    command as a traceback. The upload translates its own errors (naming the object), and
+    ``ca_bundle`` makes no call (it reads botocore's configuration)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import efsctl.aws
+
+    unwrapped = []
+    for info in pkgutil.iter_modules(efsctl.aws.__path__):
+        module = importlib.import_module(f"efsctl.aws.{info.name}")
+        for name, fn in vars(module).items():
+            if (inspect.isfunction(fn) and fn.__module__ == module.__name__ and not name.startswith("_")
+                    and list(inspect.signature(fn).parameters)[:1] == ["aws"] and not hasattr(fn, "__wrapped__")):
+                unwrapped.append(f"{info.name}.{name}")
+    assert sorted(unwrapped) == ["sigv4.ca_bundle", "transfer.upload_file"]
+
+
 class _Recording:
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict]] = []

@@ -155,7 +155,7 @@ def claim(run: Run, progress=None) -> ClaimResult:
 
 def _concurrent_pair(run: Run, name: str, files: dict, api) -> dict:
     """Upload C and D at the same moment; then wait for whichever S3 kept last."""
-    from efsctl.aws.transfer import head_object
+    from efsctl.aws.s3 import head_object
     from efsctl.drive.upload import upload_model
     from efsctl.drive.validate.core import QuietConsole
 
