@@ -37,9 +37,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchlib import write_random_file  # noqa: E402
-
 from efsctl.config import LOCAL_CREDENTIALS, LOCAL_REGION  # noqa: E402
+from efsctl.drive.validate.dataset import random_file  # noqa: E402
 
 MIB = 1 << 20
 BUDGET_RSS_MIB = 300
@@ -235,7 +234,7 @@ def run(args: argparse.Namespace) -> None:
 
         print(f"\n[1] upload --wait of {size // MIB} MiB vs cp + one hashlib pass")
         source = work / "model.bin"
-        sha = write_random_file(source, size)
+        sha = random_file(source, size)
         cp, durable_cp, hashing = cp_and_hash(source, work)
         print(f"  cp {cp:.2f} s (cp + sync {durable_cp:.2f} s), hashlib sha256 {hashing:.2f} s (fastest of 3)")
         uploads = []
@@ -289,7 +288,7 @@ def run(args: argparse.Namespace) -> None:
 
         print(f"\n[4] {big // MIB} MiB model: upload --wait and copy to EFS")
         bigsource = work / "big.bin"
-        bigsha = write_random_file(bigsource, big)
+        bigsha = random_file(bigsource, big)
         elapsed, doc = stack.efsctl("upload", str(bigsource), "--name", "bench/big.bin", "--wait", "--json")
         assert doc["sha256"] == bigsha and doc["wait"]["on_efs"], doc
         print(f"  upload --wait {elapsed:.2f} s (S3 -> EFS {doc['wait']['latency_s']:.2f} s)")

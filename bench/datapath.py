@@ -36,8 +36,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchlib import write_random_file
-
 ROOT = Path(__file__).resolve().parents[1]
 LAMBDA_CODE = ROOT / "lambda_code"
 BUCKET = "efsctl-bench"
@@ -161,8 +159,12 @@ class Bench:
 
     def upload(self, key: str, size: int) -> dict:
         """A source file of ``size`` bytes uploaded like `efsctl upload` (with x-amz-meta-sha256)."""
+        if str(ROOT) not in sys.path:   # here, not at the top: the producer jobs' memory stays the handler's
+            sys.path.insert(0, str(ROOT))
+        from efsctl.drive.validate.dataset import random_file
+
         source = self.work / "source.bin"
-        sha = write_random_file(source, size)
+        sha = random_file(source, size)
         started = time.perf_counter()
         with open(source, "rb") as f:
             etag = self.s3.put_object(Bucket=BUCKET, Key=key, Body=f, Metadata={"sha256": sha})["ETag"].strip('"')
