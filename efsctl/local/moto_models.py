@@ -27,6 +27,12 @@ def region_of(arn: str, default: str) -> str:
     return parts[3] if len(parts) > 3 and parts[0] == "arn" and parts[3] else default
 
 
+def function_name_of(name_or_arn: str) -> str:
+    """A Lambda function's name, from its name or its (possibly qualified) ARN."""
+    parts = name_or_arn.split(":")
+    return parts[6] if len(parts) > 6 and parts[0] == "arn" and parts[5] == "function" else name_or_arn
+
+
 def lambda_backend(account_id: str, region: str) -> Any:
     from moto.awslambda.models import lambda_backends
 

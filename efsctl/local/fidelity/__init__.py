@@ -86,11 +86,11 @@ class PatchContext:
     data_dir: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
     on_stop: list[Callable[[], None]] = field(default_factory=list)   # run when the cloud stops
+    persist: Any = None
 
     def stop(self) -> None:
         for action in reversed(self.on_stop):
             action()
-    persist: Any = None
 
 
 @dataclass(frozen=True)

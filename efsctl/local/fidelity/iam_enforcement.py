@@ -159,10 +159,11 @@ class LambdaActions:
                         f"{mount.access_point_arn}: its execution role is not allowed elasticfilesystem:ClientMount.")
         return None
 
-    def network(self, fn: Any, actions: tuple[str, ...]) -> None:
-        """Record the network-interface calls Lambda makes with the function's role."""
-        for action in actions:
-            self.use(fn.function_name, fn.account_id, fn.role, action, None)
+    def network(self, function: str, account_id: str, role_arn: str, actions: tuple[str, ...]) -> bool:
+        """Record the network-interface calls Lambda makes with the function's role (every one of
+        them, as Lambda makes them all); True if the role allows them all."""
+        decisions = [self.use(function, account_id, role_arn, action, None) for action in actions]
+        return all(d.allowed for d in decisions)
 
     def use(self, function: str, account_id: str, role_arn: str, action: str, resource: str | None,
             resource_policies: list[tuple[str, Mapping[str, Any]]] | None = None) -> Decision:

@@ -71,8 +71,7 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
 
     def may_release(function: str, account_id: str, role_arn: str) -> bool:
         actions = lambda_actions(ctx)
-        return actions is None or all(actions.use(function, account_id, role_arn, action, None).allowed
-                                      for action in RELEASE_ACTIONS)
+        return actions is None or actions.network(function, account_id, role_arn, RELEASE_ACTIONS)
 
     RELEASE_CHECK[:] = [may_release]
 
@@ -110,7 +109,7 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
             enis.append(eni.id)
         setattr(fn, ENIS, enis)
         if enis and lambda_actions(ctx) is not None:
-            lambda_actions(ctx).network(fn, ATTACH_ACTIONS)
+            lambda_actions(ctx).network(fn.function_name, fn.account_id, fn.role, ATTACH_ACTIONS)
 
     def release(fn: Any) -> None:
         enis = list(getattr(fn, ENIS, None) or [])

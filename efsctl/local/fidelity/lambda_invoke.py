@@ -116,7 +116,7 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
         def delete_function(self: Any, function_name: str, qualifier: str | None = None) -> None:
             original(self, function_name, qualifier)
             if qualifier is None:
-                ctx.runtime.retire(function_name.rsplit(":", 1)[-1] if function_name.startswith("arn:") else function_name)
+                ctx.runtime.retire(moto_models.function_name_of(function_name))
         return delete_function
 
     patcher.replace(LambdaFunction, "invoke", invoke)

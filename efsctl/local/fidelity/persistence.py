@@ -28,7 +28,7 @@ from efsctl.local.persist.pickler import STORE_UID, UID, new_uid
 
 
 def install(ctx: PatchContext, patcher: Patcher) -> None:
-    persist = getattr(ctx, "persist", None)
+    persist = ctx.persist
     if persist is None:
         return
     import moto.iam.models as iam_models

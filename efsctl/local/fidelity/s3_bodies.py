@@ -160,10 +160,10 @@ def _multipart_checksum(algorithm: str | None, kind: str | None, parts: list[Any
     kind = kind or ("FULL_OBJECT" if algorithm == "CRC64NVME" else "COMPOSITE")
     if kind == "COMPOSITE":
         joined = b"".join(_part_checksum(algorithm, part) for part in parts)
-        whole = ingest.checksummer(algorithm)
+        whole = ingest.Checksummer(algorithm)
         whole.update(joined)
         return kind, base64.b64encode(whole.digest()).decode(), len(parts)
-    summer = ingest.checksummer(algorithm)
+    summer = ingest.Checksummer(algorithm)
     if summer.is_crc32 and all("CRC32" in part.__dict__.get(DIGESTS, {}) for part in parts):
         crc = 0
         for part in parts:
@@ -176,7 +176,7 @@ def _multipart_checksum(algorithm: str | None, kind: str | None, parts: list[Any
 
 
 def _part_checksum(algorithm: str, part: Any) -> bytes:
-    summer = ingest.checksummer(algorithm)
+    summer = ingest.Checksummer(algorithm)
     known = part.__dict__.get(DIGESTS, {})
     if algorithm in known:
         return known[algorithm]
@@ -266,7 +266,7 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
     global _store
     from moto.s3.models import FakeKey, FakeMultipart, S3Backend
 
-    persist = getattr(ctx, "persist", None)
+    persist = ctx.persist
     _store = persist.blobs if persist is not None else BlobStore(Path(ctx.data_dir) / "s3")
 
     patcher.replace(FakeKey, "value", property(_get_value, _set_value))

@@ -21,6 +21,7 @@ import time
 from typing import Any
 from urllib.parse import quote_plus
 
+from efsctl.local import moto_models
 from efsctl.local.fidelity import Patch, PatchContext, Patcher, Target
 from efsctl.local.fidelity.lambda_invoke import locator
 
@@ -45,11 +46,6 @@ def _restore_sequencer(value: int) -> None:
     global _last_seq
     with _seq_lock:
         _last_seq = max(_last_seq, int(value))
-
-
-def function_name(arn: str) -> str:
-    parts = arn.split(":")
-    return parts[6] if len(parts) > 6 and parts[5] == "function" else arn
 
 
 def event_key(name: str) -> str:
@@ -88,7 +84,7 @@ def install(ctx: PatchContext, patcher: Patcher) -> None:
 
     def invoke_awslambda(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
         payload = json.dumps(event_body).encode()
-        job = ctx.invoker.prepare(function_name(fn_arn), locator(ctx, fn_arn), payload, source="s3", arn=fn_arn)
+        job = ctx.invoker.prepare(moto_models.function_name_of(fn_arn), locator(ctx, fn_arn), payload, source="s3", arn=fn_arn)
         ctx.deferral.defer(lambda: ctx.invoker.release(job))
 
     if ctx.persist is not None:

@@ -220,8 +220,6 @@ def cut(segments: tuple[Segment, ...], start: int, stop: int) -> tuple[Segment, 
     return tuple(out)
 
 
-
-
 def _read_blob(path: Path, offset: int, length: int, size: int) -> Iterator[bytes]:
     """``length`` bytes of the blob at ``path`` from ``offset``, ``size`` at a time, through the
     page cache with read-ahead, the pages behind the reader dropped as it goes.

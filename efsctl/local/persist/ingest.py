@@ -192,7 +192,7 @@ class _Writer:
         self.crc = 0
         self.size = 0
         self.written = 0
-        self.extra = checksummer(algorithm) if algorithm and algorithm != "CRC32" else None
+        self.extra = Checksummer(algorithm) if algorithm and algorithm != "CRC32" else None
         self.algorithm = algorithm
 
     def write(self, data: bytes) -> None:
@@ -368,10 +368,6 @@ class Checksummer:
     @property
     def is_crc32(self) -> bool:
         return self._hash is None and self._update is binascii.crc32
-
-
-def checksummer(algorithm: str) -> Checksummer:
-    return Checksummer(algorithm)
 
 
 def error_response(code: str, message: str, status: str = "400 Bad Request") -> tuple[str, list[tuple[str, str]], bytes]:

@@ -60,19 +60,16 @@ def locate(cls: type) -> tuple[str, str]:
         return found
     from moto.core.base_backend import BackendDict
 
-    candidates = [cls.__module__, cls.__module__.rsplit(".", 1)[0]]
-    for module_name in candidates:
-        module = sys.modules.get(module_name) or importlib.import_module(module_name)
-        for attr, value in vars(module).items():
+    def modules():   # the class's own module and its package first, then every moto module loaded
+        for module_name in (cls.__module__, cls.__module__.rsplit(".", 1)[0]):
+            yield module_name, sys.modules.get(module_name) or importlib.import_module(module_name)
+        yield from ((name, m) for name, m in list(sys.modules.items()) if name.startswith("moto.") and m is not None)
+
+    for module_name, module in modules():
+        for attr, value in list(vars(module).items()):
             if isinstance(value, BackendDict) and value.backend is cls:
                 _located[cls] = (module_name, attr)
                 return _located[cls]
-    for module_name, module in list(sys.modules.items()):
-        if module_name.startswith("moto.") and module is not None:
-            for attr, value in list(vars(module).items()):
-                if isinstance(value, BackendDict) and value.backend is cls:
-                    _located[cls] = (module_name, attr)
-                    return _located[cls]
     raise pickle.PicklingError(f"no BackendDict makes {cls.__module__}.{cls.__qualname__}")
 
 

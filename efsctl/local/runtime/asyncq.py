@@ -105,8 +105,7 @@ class AsyncInvoker:
             with self._cond:
                 self._pending += 1
                 self._live[job.request_id] = job
-                heapq.heappush(self._heap, job)
-                self._cond.notify_all()
+            self.release(job)
         return len(states)
 
     def jobs(self) -> dict[str, dict[str, Any]]:
