@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any, Callable
 
 from efsctl.drive.api import ApiClient, ApiError
-from efsctl.units import human_bytes, transfer_summary
 from efsctl.drive.names import check_not_reserved, model_key, validate_model_name
 from efsctl.drive.target import DriveTarget
 from efsctl.errors import ConfigError, EfsctlError, WaitTimeout
+from efsctl.units import human_bytes, transfer_summary
 from efsctl.waits import Clock, Outcome, Poll, wait_until
 
 HASH_CHUNK = 1024 * 1024

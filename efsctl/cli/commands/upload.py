@@ -25,9 +25,9 @@ def upload(
     """Upload a model to the stack's bucket; the producer copies it to EFS, checking its SHA-256."""
     import re
 
-    from efsctl.units import human_bytes, human_duration
     from efsctl.drive.upload import check_file, default_name, upload_model, wait_on_efs
     from efsctl.errors import ConfigError
+    from efsctl.units import human_bytes, human_duration
 
     app = get_app(ctx, json_out)
     path = check_file(path)
